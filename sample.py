@@ -1,0 +1,53 @@
+"""
+sample.py: write stories with a trained model, streaming them as they are generated.
+
+    python sample.py --out_dir=out-synthetic
+    python sample.py --out_dir=out-synthetic --start="Tom found a red ball" --num_samples=5
+    python sample.py --out_dir=out-instruct --start=FILE:prompt.txt
+
+The tokenizer travels inside the checkpoint, so no data folder is needed.
+"""
+import codecs
+
+import torch
+
+import tokenizer
+from configurator import configure, die, resolve_device, resolve_dtype
+from model import load_checkpoint
+
+out_dir = "out"  # folder holding ckpt.pt
+start = ""  # the story's beginning, or FILE:path to read it from a file; empty = a story from scratch
+num_samples = 3
+max_new_tokens = 400  # a story usually ends (at <|endoftext|>) well before this
+temperature = 0.8  # 1.0 samples the model as it is; lower is safer and blander; 0 is greedy
+top_k = 0  # sample only from the k likeliest tokens; 0 = all
+seed = 1337
+device = "auto"
+dtype = "auto"
+configure(globals())
+
+device = resolve_device(device)
+dtype = resolve_dtype(dtype, device)
+torch.manual_seed(seed)
+model, ckpt = load_checkpoint(out_dir, device)
+enc = tokenizer.get_encoding(ckpt["tokenizer"])
+if start.startswith("FILE:"):
+    try:
+        start = open(start[5:], encoding="utf-8").read()
+    except OSError:
+        die(f"cannot read the prompt file {start[5:]!r}; pass an existing file, or the text itself: --start=\"Once...\"")
+# training saw <|endoftext|> before every story, so it is how a story begins
+prompt = [enc.eot_token] + enc.encode_ordinary(start.strip())
+if len(prompt) >= model.config.block_size:
+    die(f"the start is {len(prompt)} tokens, the model's context only {model.config.block_size}; shorten it")
+autocast = torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype), enabled=dtype != "float32")
+
+for i in range(num_samples):
+    print(start.strip(), end="", flush=True)
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a token can end mid-character
+    with autocast:
+        for token in model.stream([prompt], max_new_tokens, temperature, top_k or None, stop_token=enc.eot_token):
+            if token.item() == enc.eot_token:
+                break
+            print(utf8.decode(enc.decode_single_token_bytes(token.item())), end="", flush=True)
+    print(utf8.decode(b"", final=True) + ("\n" + "-" * 40 if i < num_samples - 1 else ""))

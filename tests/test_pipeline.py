@@ -1,0 +1,169 @@
+"""The offline pipeline end to end, as a user runs it: prepare.py -> train.py -> sample.py,
+each a subprocess in a scratch folder, plus the one-line errors for bad input."""
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import tokenizer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_SMALL = ["--dataset=synthetic", "--n_layer=1", "--n_head=4", "--n_embd=64", "--block_size=64",
+               "--batch_size=16", "--eval_iters=4", "--sample_tokens=16", "--warmup_iters=10", "--log_interval=5"]
+
+
+def run(script, *args, cwd, check=True, timeout=240):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=cwd,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def val_loss(stdout, step):
+    for line in stdout.splitlines():
+        if line.startswith(f"step {step}:"):
+            return float(line.split("val loss ")[1].split(",")[0])
+    raise AssertionError(f"no eval at step {step} in:\n{stdout[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A scratch folder with data/synthetic prepared: 1,500 stories, a 512-token BPE, 2 workers."""
+    work = tmp_path_factory.mktemp("work")
+    run("prepare.py", "--dataset=synthetic", "--num_stories=1500", "--vocab_size=512", "--workers=2",
+        "--chunk_mb=1", cwd=work)
+    return work
+
+
+@pytest.fixture(scope="module")
+def trained(work):
+    """A 1-layer model trained 200 iterations on it; returns train.py's stdout."""
+    return run("train.py", *TRAIN_SMALL, "--out_dir=out", "--max_iters=200", "--eval_interval=100",
+               "--batch_size=32", "--learning_rate=5e-3", "--lr_decay_iters=200", cwd=work).stdout
+
+
+def test_prepare_writes_bins_that_decode_back_to_the_stories(work):
+    data = work / "data" / "synthetic"
+    enc = tokenizer.load_encoding(data / "tokenizer.tiktoken")
+    meta = json.loads((data / "meta.json").read_text())
+    assert enc.n_vocab == meta["vocab_size"] == 512
+    for split in ("train", "val"):
+        ids = np.fromfile(data / f"{split}.bin", dtype=np.uint16)
+        assert ids[-1] == enc.eot_token  # every story, the last included, ends with end-of-text
+        decoded = enc.decode(ids.tolist()).split(tokenizer.EOT)[:-1]
+        written = [s.strip() for s in (data / f"{split}.txt").read_text().split(tokenizer.EOT) if s.strip()]
+        assert decoded == written
+        assert meta[split]["tokens"] == len(ids) and meta[split]["stories"] == len(written)
+        assert meta[split]["bytes"] == sum(len(s.encode()) for s in written)
+    assert meta["train"]["stories"] == 1500 and meta["val"]["stories"] == 200
+
+
+def test_a_one_layer_model_learns_well_below_the_unigram_entropy(work, trained):
+    ids = np.fromfile(work / "data" / "synthetic" / "train.bin", dtype=np.uint16)
+    p = np.bincount(ids) / len(ids)
+    unigram_entropy = -(p[p > 0] * np.log(p[p > 0])).sum()  # nats: the best loss without context
+    assert val_loss(trained, 200) < 0.7 * unigram_entropy
+    assert "tok/s" in trained and "mfu" in trained and "val bpb" in trained
+
+
+def test_checkpoint_is_plain_and_loads_with_weights_only(work, trained):
+    ckpt = torch.load(work / "out" / "ckpt.pt", weights_only=True)
+    assert ckpt["iter_num"] == 200
+    assert not any(k.startswith("_orig_mod.") for k in ckpt["model"])
+    assert tokenizer.get_encoding(ckpt["tokenizer"]).n_vocab == ckpt["model_args"]["vocab_size"] == 512
+
+
+def test_resumed_run_ends_bit_identical_to_an_unbroken_one(work):
+    common = [*TRAIN_SMALL, "--eval_interval=10", "--lr_decay_iters=20"]
+    run("train.py", *common, "--out_dir=straight", "--max_iters=20", cwd=work)
+    run("train.py", *common, "--out_dir=broken", "--max_iters=10", cwd=work)
+    resumed = run("train.py", *common, "--out_dir=broken", "--max_iters=20", "--init_from=resume", cwd=work)
+    assert "resuming from broken/ckpt.pt at iteration 10" in resumed.stdout
+    a = torch.load(work / "straight" / "ckpt.pt", weights_only=True)
+    b = torch.load(work / "broken" / "ckpt.pt", weights_only=True)
+    assert a["iter_num"] == b["iter_num"] == 20
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(work):
+    cmd = [sys.executable, os.path.join(ROOT, "train.py"), *TRAIN_SMALL, "--out_dir=killed",
+           "--max_iters=100000", "--eval_interval=5"]
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt_path = work / "killed" / "ckpt.pt"
+    deadline = time.time() + 120
+    while not ckpt_path.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let it get further, maybe into another write
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(ckpt_path, weights_only=True)["iter_num"]  # whole, thanks to the atomic rename
+    assert saved >= 5 and saved % 5 == 0
+    resumed = run("train.py", *TRAIN_SMALL, "--out_dir=killed", "--init_from=resume", "--eval_interval=5",
+                  f"--max_iters={saved + 5}", cwd=work)
+    assert f"at iteration {saved}" in resumed.stdout and f"step {saved + 5}:" in resumed.stdout
+
+
+def test_sample_streams_stories_that_start_with_the_prompt_and_stop_at_end_of_text(work, trained):
+    out = run("sample.py", "--out_dir=out", "--start=Tom had a", "--num_samples=3", "--max_new_tokens=500", cwd=work).stdout
+    samples = out.split("-" * 40)
+    assert len(samples) == 3
+    for s in samples:
+        assert s.strip().startswith("Tom had a") and tokenizer.EOT not in s
+    # 500 tokens is ~2,000 characters; a sample that ended sooner stopped at <|endoftext|>
+    assert min(len(s) for s in samples) < 1500
+
+
+@pytest.mark.parametrize("script,args,fragments", [
+    ("train.py", ["--n_layers=2"], ["unknown setting 'n_layers'", "did you mean 'n_layer'"]),
+    ("train.py", ["--n_layer=two"], ["n_layer must be of type int"]),
+    ("train.py", ["--dataset=nowhere"], ["python prepare.py --dataset=nowhere"]),
+    ("train.py", ["config/missing.py"], ["config file 'config/missing.py' not found"]),
+    ("sample.py", ["--out_dir=nowhere"], ["no checkpoint at nowhere/ckpt.pt"]),
+    ("train.py", ["--dataset=synthetic", "--out_dir=nowhere", "--init_from=resume"], ["no checkpoint at nowhere/ckpt.pt"]),
+    ("prepare.py", ["--dataset=made-up"], ["unknown dataset 'made-up'"]),
+    ("prepare.py", ["--dataset=empty", "--stage=tokenizer"], ["--dataset=empty --stage=stories"]),
+])
+def test_bad_input_gets_one_line_naming_the_fix(work, script, args, fragments):
+    assert_one_line_error(run(script, *args, cwd=work, check=False), *fragments)
+
+
+def test_bins_with_ids_beyond_the_tokenizer_are_refused(work):
+    bad = work / "data" / "bad-ids"
+    shutil.copytree(work / "data" / "synthetic", bad)
+    np.full(1000, 60000, dtype=np.uint16).tofile(bad / "train.bin")
+    result = run("train.py", "--dataset=bad-ids", cwd=work, check=False)
+    assert_one_line_error(result, "beyond the tokenizer", "python prepare.py --dataset=bad-ids")
+
+
+def test_resuming_on_data_with_another_tokenizer_is_refused(work, trained):
+    other = work / "data" / "other-bpe"
+    shutil.copytree(work / "data" / "synthetic", other)
+    text = (other / "train.txt").read_text()
+    tokenizer.save_ranks(tokenizer.train_bpe(text, 600), other / "tokenizer.tiktoken")
+    result = run("train.py", "--dataset=other-bpe", "--out_dir=out", "--init_from=resume", cwd=work, check=False)
+    assert_one_line_error(result, "another tokenizer", "--dataset=synthetic")
+
+
+def test_block_size_above_the_checkpoints_is_refused(work, trained):
+    result = run("train.py", "--dataset=synthetic", "--out_dir=out", "--init_from=resume", "--block_size=128",
+                 cwd=work, check=False)
+    assert_one_line_error(result, "block_size=128 is above the checkpoint's 64")
