@@ -3,6 +3,7 @@ sample.py: write stories with a trained model, streaming them as they are genera
 
     python sample.py --out_dir=out-synthetic
     python sample.py --out_dir=out-synthetic --start="Tom found a red ball" --num_samples=5
+    python sample.py --out_dir=out-instruct --start="Words: ball, run, red\nSummary: Tom finds a ball.\nStory:"
     python sample.py --out_dir=out-instruct --start=FILE:prompt.txt
 
 The tokenizer travels inside the checkpoint, so no data folder is needed.
@@ -16,7 +17,7 @@ from configurator import configure, die, resolve_device, resolve_dtype
 from model import load_checkpoint
 
 out_dir = "out"  # folder holding ckpt.pt
-start = ""  # the story's beginning, or FILE:path to read it from a file; empty = a story from scratch
+start = ""  # the story's beginning ("\n" makes a line break), or FILE:path to read it from; empty = from scratch
 num_samples = 3
 max_new_tokens = 400  # a story usually ends (at <|endoftext|>) well before this
 temperature = 0.8  # 1.0 samples the model as it is; lower is safer and blander; 0 is greedy
@@ -36,6 +37,8 @@ if start.startswith("FILE:"):
         start = open(start[5:], encoding="utf-8").read()
     except OSError:
         die(f"cannot read the prompt file {start[5:]!r}; pass an existing file, or the text itself: --start=\"Once...\"")
+else:
+    start = start.replace("\\n", "\n")  # a shell passes "\n" on as two characters; an instruct header needs lines
 # training saw <|endoftext|> before every story, so it is how a story begins
 prompt = [enc.eot_token] + enc.encode_ordinary(start.strip())
 if len(prompt) >= model.config.block_size:

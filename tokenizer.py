@@ -3,10 +3,11 @@
 tiktoken cannot download GPT-2's vocabulary offline, so prepare.py's "tokenizer" stage calls
 train_bpe() on the stories and save_ranks() the result; every other script then calls
 load_encoding() (or get_encoding() on the text a checkpoint embeds) and gets a plain
-tiktoken.Encoding. Conventions follow GPT-2 / CS336 so merges can be checked against
-other implementations: GPT-2's pre-tokenization pattern, special tokens split documents and
-are never merged, and ties between equally frequent pairs go to the lexicographically
-greater (bytes, bytes) pair.
+tiktoken.Encoding. (compact_ranks() instead cuts an existing vocabulary, GPT-2's, down to the
+tokens a corpus uses, into the same plain form.) Conventions follow GPT-2 / CS336 so merges can
+be checked against other implementations: GPT-2's pre-tokenization pattern, special tokens split
+documents and are never merged, and ties between equally frequent pairs go to the
+lexicographically greater (bytes, bytes) pair.
 """
 import base64
 import heapq
@@ -136,6 +137,36 @@ def train_bpe(text_or_docs, vocab_size: int, special_tokens=(EOT,), verbose=Fals
     if verbose:
         print(f"bpe: {len(ranks)} tokens + {len(special_tokens)} special in {time.time() - t0:.1f}s", flush=True)
     return ranks
+
+
+def _bpe_tokens(piece: bytes, ranks) -> set[bytes]:
+    """The tokens tiktoken's BPE passes through while encoding one pre-token: a piece that is a token stays
+    whole; else it joins, again and again, the adjacent pair whose joined bytes rank lowest (leftmost on a tie)."""
+    if piece in ranks:
+        return {piece}
+    parts, made = [piece[i:i + 1] for i in range(len(piece))], set()
+    while len(parts) > 1:
+        rank, i = min((ranks.get(a + b, len(ranks)), i) for i, (a, b) in enumerate(zip(parts, parts[1:])))
+        if rank == len(ranks):
+            break
+        parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        made.add(parts[i])
+    return made
+
+
+def compact_ranks(base: tiktoken.Encoding, docs) -> tuple[dict[bytes, int], list[int]]:
+    """Cut a byte-level BPE `base` (tiktoken's GPT-2; it must split text by SPLIT_PATTERN) down to the
+    tokens that encoding docs with it uses, plus the merges on the way to them and the 256 single bytes.
+    Kept in base's order, they are again a plain rank table: docs encode into exactly base's tokens
+    (renumbered), and any other text still encodes, into shorter tokens, and decodes exactly.
+    Returns (ranks, base_ids), base_ids[new id] being the token's id in base."""
+    specials = {base.encode_single_token(s) for s in base.special_tokens_set}
+    base_ranks = {base.decode_single_token_bytes(i): i for i in range(base.n_vocab) if i not in specials}
+    keep = {t for t in base_ranks if len(t) == 1}
+    for piece in _count_pretokens(docs, base.special_tokens_set):
+        keep |= _bpe_tokens(piece.encode("utf-8"), base_ranks)
+    base_ids = sorted(base_ranks[t] for t in keep)
+    return {base.decode_single_token_bytes(i): new for new, i in enumerate(base_ids)}, base_ids
 
 
 def dump_ranks(ranks) -> str:

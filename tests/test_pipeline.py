@@ -132,6 +132,13 @@ def test_sample_streams_stories_that_start_with_the_prompt_and_stop_at_end_of_te
     assert min(len(s) for s in samples) < 1500
 
 
+def test_sample_reads_backslash_n_in_the_start_as_a_line_break(work, trained):
+    # how an instruct header is passed: --start="Features: Dialogue\nWords: ...\nSummary: ...\nStory:"
+    out = run("sample.py", "--out_dir=out", "--start=Words: ball, red\\nStory:", "--num_samples=1",
+              "--max_new_tokens=5", cwd=work).stdout
+    assert out.startswith("Words: ball, red\nStory:")
+
+
 @pytest.mark.parametrize("script,args,fragments", [
     ("train.py", ["--n_layers=2"], ["unknown setting 'n_layers'", "did you mean 'n_layer'"]),
     ("train.py", ["--n_layer=two"], ["n_layer must be of type int"]),
