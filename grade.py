@@ -26,6 +26,7 @@ import metrics
 import tokenizer
 from configurator import configure, die, resolve_device, resolve_dtype
 from model import load_checkpoint
+from progress import Progress
 
 out_dir = "out"  # checkpoint folder; several, comma-separated, are graded side by side
 prompts = "prompts.txt"  # story beginnings, one a line (a relative path not found here is looked up next to grade.py)
@@ -152,7 +153,7 @@ def complete(ckpt_dir):
     todo = [j for j in jobs if (j[2], j[3]) not in cached]
     if todo:
         torch.manual_seed(seed)
-        progress = metrics.Progress(f"{ckpt_dir}: completions", len(todo))
+        progress = Progress(f"{ckpt_dir}: completions", len(todo))
         with open(cache_path, "a", encoding="utf-8") as f:
             for s in range(0, len(todo), batch_size):
                 batch = todo[s:s + batch_size]
@@ -269,7 +270,7 @@ def send(todo, caches):
     except llm.LLMError as e:
         die(str(e))
     files = {d: open(os.path.join(d, "grades_cache.jsonl"), "a", encoding="utf-8") for d in out_dirs}
-    progress, over_budget = metrics.Progress("judge", len(todo), " graded"), 0
+    progress, over_budget = Progress("judge", len(todo), " graded", every=2.0), 0
     for row, record, error in llm.run_parallel(lambda r: grade_one(client, r), list(todo.values()), workers):
         if isinstance(error, llm.BudgetExceeded):
             over_budget += 1  # the rest fail at once without sending; keep collecting the in-flight ones

@@ -27,6 +27,7 @@ from types import SimpleNamespace
 import llm
 import stories
 from configurator import die
+from progress import Progress
 from tokenizer import EOT
 
 DESCRIBE = {  # the paper's six story features (stories.FEATURES), in our own words
@@ -216,7 +217,8 @@ def request_stories(s, path, rows, kept, next_jobs, irregular):
     def ask(j):  # temperature 1: the recipe wants variety, not each prompt's likeliest story
         return client.chat(j["messages"], temperature=1.0, max_tokens=MAX_TOKENS)
 
-    t0, shown, new, rejected, capped, failed = time.time(), 0.0, 0, Counter(), False, None
+    t0, new, rejected, capped, failed = time.time(), 0, Counter(), False, None
+    progress = Progress("generate", s.num_stories, " kept", start=len(kept), every=2.0)
     with open(path, "a", encoding="utf-8") as f:
         if f.tell():
             with open(path, "rb") as g:
@@ -238,17 +240,15 @@ def request_stories(s, path, rows, kept, next_jobs, irregular):
                 row = rows[j["i"]] = judge(j, reply, s, kept, irregular)
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()  # durable the moment it arrives: a kill loses at most the requests in flight
-                if row["ok"]:
+                if not row["ok"]:
+                    rejected[row["reason"].split()[0]] += 1
+                else:
                     kept.add(row["story"])
                     new += 1
-                else:
-                    rejected[row["reason"].split()[0]] += 1
-                if time.time() - t0 - shown >= 2.0 or len(kept) >= s.num_stories:
-                    shown, cost = time.time() - t0, client.cost()
-                    print(f"generate: {len(kept)}/{s.num_stories} kept, {rejected.total()} rejected, "
-                          f"{new / max(shown, 1e-9) * 60:.1f} stories/min, "
-                          f"{client.prompt_tokens + client.completion_tokens:,} tokens"
-                          + (f", ${cost:.4f}" if cost is not None else ""), flush=True)
+                cost, minutes = client.cost(), (time.time() - t0) / 60
+                progress.update(row["ok"], f", {rejected.total()} rejected, {new / max(minutes, 1e-9):.1f} stories/min, "
+                                f"{client.prompt_tokens + client.completion_tokens:,} tokens"
+                                + (f", ${cost:.4f}" if cost is not None else ""))
             if rejected.total() >= 20 and rejected.total() > 4 * new:
                 die(f"{rejected.total()} stories rejected and {new} kept this run ({dict(rejected)}); "
                     f"check the model and the prompt against the rejected rows in {path}")

@@ -8,10 +8,11 @@ sentence cut in half; using required words). Words are lower-cased runs of lette
 """
 import math
 import re
-import time
 
 import numpy as np
 import torch
+
+from progress import Progress
 
 WORD = re.compile(r"[a-z0-9']+")
 GRADES = ("grammar", "creativity", "consistency", "plot")
@@ -20,24 +21,6 @@ AGE_GROUPS = {"A": "3 or under", "B": "4-5", "C": "6-7", "D": "8-9", "E": "10-12
 
 def words(text):
     return WORD.findall(text.lower())
-
-
-class Progress:
-    """Prints `label: done/total (rate/s, eta)` at most every few seconds, and once at the end."""
-
-    def __init__(self, label, total, unit="", every=2.0):
-        self.label, self.total, self.unit, self.every = label, total, unit, every
-        self.done, self.t0, self.shown = 0, time.time(), 0.0
-
-    def update(self, n=1, note=""):
-        self.done += n
-        elapsed = time.time() - self.t0
-        if elapsed - self.shown >= self.every or self.done >= self.total:
-            self.shown = elapsed
-            rate = self.done / max(elapsed, 1e-9)
-            eta = (self.total - self.done) / rate if rate > 0 else 0.0
-            print(f"{self.label}: {self.done:,}/{self.total:,}{self.unit} ({rate:,.1f}{self.unit}/s, "
-                  f"eta {eta:.0f}s){note}", flush=True)
 
 
 # --- loss -------------------------------------------------------------------------------------

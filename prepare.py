@@ -34,6 +34,7 @@ import download
 import llm_stories
 import stories
 from configurator import configure, die
+from progress import Progress
 from tokenizer import EOT, compact_ranks, load_encoding, save_ranks, train_bpe
 
 dataset = "tinystories"  # tinystories, tinystories-v1, -instruct (downloads) | synthetic, synthetic-instruct | generate
@@ -67,27 +68,6 @@ SOURCES = {  # --dataset: (Hugging Face dataset, train file, val file)
     "tinystories-instruct": ("roneneldan/TinyStoriesInstruct", "TinyStories-Instruct-train.txt",
                              "TinyStories-Instruct-valid.txt"),
 }
-
-
-class Progress:
-    """Prints `label: done/total unit (rate/s, eta)` at most once a second, and once at the end.
-    start: what was done before (a resumed download): counted in done, not in the rate."""
-
-    def __init__(self, label, total, unit="", scale=1, start=0):
-        self.label, self.total, self.unit, self.scale = label, total, unit, scale
-        self.done = self.start = start
-        self.t0, self.shown = time.time(), 0.0
-
-    def update(self, n):
-        self.done += n
-        elapsed = time.time() - self.t0
-        if elapsed - self.shown >= 1.0 or 0 < self.total <= self.done:  # total 0: unknown
-            self.shown = elapsed
-            rate = (self.done - self.start) / max(elapsed, 1e-9)
-            eta = (self.total - self.done) / rate if rate > 0 else 0.0
-            s = self.scale
-            print(f"{self.label}: {self.done / s:,.1f}/{self.total / s:,.1f}{self.unit} "
-                  f"({rate / s:,.1f}{self.unit}/s, eta {eta:.0f}s)", flush=True)
 
 
 def write_stories(path, texts, total):
