@@ -15,6 +15,9 @@ import math
 import os
 import time
 
+# Big tensors on huge pages (Linux): a fresh 64 MB tensor then costs 32 page faults instead of 16,384.
+# bench.py measured 1.5x the tokens/s of shape (a) on a 2-core CPU, 1.1x of (b). Read once: before the import.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 import numpy as np
 import torch
 
@@ -57,6 +60,7 @@ min_lr = 2e-4  # usually learning_rate / 10
 device = "auto"  # 'auto' picks cuda, then mps, then cpu
 dtype = "auto"  # 'auto', 'float32', 'bfloat16' or 'float16'
 compile = "auto"  # torch.compile; 'auto' = on for CUDA, where it pays
+compile_mode = "default"  # 'reduce-overhead' or 'max-autotune' add CUDA graphs: for tiny models on a GPU
 seed = 1337
 config = configure(globals())
 
@@ -152,7 +156,11 @@ log(f"model: {model.num_params() / 1e6:.2f}M parameters, {device}, {dtype}, comp
 scaler = torch.amp.GradScaler(device_type, enabled=dtype == "float16")  # fp16 gradients underflow without it
 raw_model = model  # checkpoints hold the plain module's weights: no '_orig_mod.' prefixes
 if compile:
-    model = torch.compile(model)
+    model = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
+cuda_graphs = compile and device_type == "cuda" and compile_mode in ("reduce-overhead", "max-autotune")
+if cuda_graphs:  # gradients live outside the graphs' memory, which each replay overwrites
+    for p in raw_model.parameters():
+        p.grad = torch.zeros_like(p)
 eval_model = model  # evals run on the master alone, outside DDP's collective calls
 if ddp:
     model = DDP(model, device_ids=[torch.cuda.current_device()] if device_type == "cuda" else None)
@@ -222,29 +230,35 @@ while True:
     if iter_num >= max_iters:
         break
 
+    batch_loss = torch.zeros((), device=device)  # this process's share of the global batch's mean loss
     for micro_step in range(gradient_accumulation_steps):
         x, y = get_batch("train", batch_rng(iter_num, micro_step))
+        if cuda_graphs:  # a new step: the graphs may reuse the previous step's output memory
+            torch.compiler.cudagraph_mark_step_begin()
         if ddp:  # average gradients across processes once, on the last micro-step
             model.require_backward_grad_sync = micro_step == gradient_accumulation_steps - 1
         with autocast:
             _, loss = model(x, y)
         loss = loss / gradient_accumulation_steps
+        batch_loss += loss.detach()
         scaler.scale(loss).backward()
     if grad_clip > 0:
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     scaler.step(optimizer)
     scaler.update()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=not cuda_graphs)
     iter_num += 1
     iters_logged += 1
 
-    if master and iter_num % log_interval == 0:
-        loss_value = loss.item() * gradient_accumulation_steps  # .item() waits for the device: honest timing
+    if iter_num % log_interval == 0:
+        if ddp:  # every process adds its share: the logged loss is the whole batch's, as with one process
+            dist.all_reduce(batch_loss)
+        loss_value = batch_loss.item() / world_size  # .item() waits for the device: honest timing
         dt = (time.time() - t_log) / iters_logged
-        print(f"iter {iter_num}/{max_iters}: loss {loss_value:.4f}, lr {lr:.2e}, {dt * 1000:.0f} ms/iter, "
-              f"{tokens_per_iter / dt:,.0f} tok/s, mfu {flops_per_iter / world_size / dt / peak:.1%}, "
-              f"eta {(max_iters - iter_num) * dt / 60:.1f} min")
+        log(f"iter {iter_num}/{max_iters}: loss {loss_value:.4f}, lr {lr:.2e}, {dt * 1000:.0f} ms/iter, "
+            f"{tokens_per_iter / dt:,.0f} tok/s, mfu {flops_per_iter / world_size / dt / peak:.1%}, "
+            f"eta {(max_iters - iter_num) * dt / 60:.1f} min")
         t_log, iters_logged = time.time(), 0
 if ddp:
     dist.destroy_process_group()
