@@ -47,7 +47,9 @@ shapes = "a,b,33m"  # training shapes to time: a, b (the tiny ones) and 33m (con
 nanogpt = "/tmp/nanogpt/model.py"  # nanoGPT's model.py, timed alongside when the file exists; '' skips
 nanogpt_shapes = "a,b"
 repeats = 0  # runs of each measurement; 0 = 3 on a CPU, 1 on a GPU (steadier; compiling is slow)
+iters = 0  # training iterations per run; 0 = the defaults below, long enough for a steady median
 sample = True  # time sampling
+new_tokens = 256  # tokens each sampling run generates
 prepare = True  # time the tokenizer stages (the dataset is prepared either way)
 profile = False  # print the top kernels of a few training steps of the first shape (flash attention?)
 num_stories = 20_000  # built-in stories to prepare (about 20 MB of text)
@@ -134,13 +136,20 @@ def prepare_data(work, runs, measure):
 
 
 # ----------------------------------------------------------------------------------------- training
+def schedule(name, on_gpu):
+    """(iterations, log every, log lines skipped as warm-up) of one training run: a GPU logs every 10th
+    iteration, as syncing each one would cost it time; its first lines include compiling."""
+    n, every, skip = ((300, 10, 5) if name in TINY else (100, 10, 2)) if on_gpu else \
+        ((30, 1, 5) if name == "a" else (12, 1, 2) if name == "b" else (6, 1, 2))
+    return (iters, every, min(skip, iters // every - 1)) if iters else (n, every, skip)
+
+
 def train_run(name, args, work, on_gpu):
     """One train.py run; returns its tokens/s of each log line after warm-up, and the peak it measured."""
-    iters, every, skip = ((300, 10, 5) if name in TINY else (100, 10, 2)) if on_gpu else \
-        ((30, 1, 5) if name == "a" else (12, 1, 2) if name == "b" else (6, 1, 2))
+    n, every, skip = schedule(name, on_gpu)
     cmd = [sys.executable, os.path.join(ROOT, "train.py"), "--dataset=bench", f"--out_dir=out-bench-{name}",
-           *(f"--{k}={v}" for k, v in args.items()), f"--max_iters={iters}", f"--eval_interval={iters}",
-           f"--lr_decay_iters={iters}", "--warmup_iters=2", "--eval_iters=1", "--sample_tokens=1",
+           *(f"--{k}={v}" for k, v in args.items()), f"--max_iters={n}", f"--eval_interval={n}",
+           f"--lr_decay_iters={n}", "--warmup_iters=2", "--eval_iters=1", "--sample_tokens=1",
            f"--log_interval={every}", f"--device={device}", f"--dtype={dtype}", f"--compile={compile}",
            f"--compile_mode={compile_mode}"]
     result = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
@@ -202,10 +211,10 @@ def nanogpt_train(name, args, work, dev, on_gpu):
             return x.pin_memory().to(dev, non_blocking=True), y.pin_memory().to(dev, non_blocking=True)
         return x, y
 
-    iters, every, skip = ((300, 10, 5) if on_gpu else (30, 1, 5) if name == "a" else (12, 1, 2))
+    n, every, skip = schedule(name, on_gpu)
     X, Y = get_batch()
     tok_s, t0 = [], time.perf_counter()
-    for it in range(1, iters + 1):
+    for it in range(1, n + 1):
         with ctx:
             _, loss = step_model(X, Y)
         X, Y = get_batch()  # nanoGPT fetches the next batch while the device works
@@ -228,7 +237,7 @@ def bench_sampling(dev, ptdtype, runs, out):
     torch.manual_seed(1337)
     cfg = dict(TINY["b"], block_size=256, vocab_size=VOCAB)
     model = GPT(GPTConfig(**cfg)).to(dev).eval()
-    eot, new = VOCAB - 1, 256
+    eot, new = VOCAB - 1, new_tokens
     sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
     autocast = torch.autocast(dev.split(":")[0], dtype=ptdtype, enabled=ptdtype != torch.float32)
 
@@ -252,6 +261,8 @@ def bench_sampling(dev, ptdtype, runs, out):
             tag = "" if batch == 1 else "_batch8"
             out[f"sample_b_kv{tag}_tokens_per_s"] = batch * new / timed(lambda: kv(batch), runs)
             out[f"sample_b_nocache{tag}_tokens_per_s"] = batch * new / timed(lambda: recompute(batch), runs)
+            print(f"sample b, batch {batch}: {out[f'sample_b_kv{tag}_tokens_per_s']:,.0f} tok/s with the KV cache, "
+                  f"{out[f'sample_b_nocache{tag}_tokens_per_s']:,.0f} recomputing", flush=True)
     if nanogpt and os.path.exists(nanogpt):
         ng = load_nanogpt(nanogpt)
         theirs = quiet(ng.GPT, ng.GPTConfig(dropout=0.0, bias=False, **cfg)).to(dev).eval()
@@ -263,6 +274,7 @@ def bench_sampling(dev, ptdtype, runs, out):
                 theirs.generate(torch.full((1, 1), eot, device=dev), new).tolist()
 
         out["nanogpt_sample_b_tokens_per_s"] = new / timed(theirs_generate, runs)
+        print(f"nanoGPT sample b, batch 1: {out['nanogpt_sample_b_tokens_per_s']:,.0f} tok/s", flush=True)
         out["sample_b_kv_vs_nanogpt"] = out["sample_b_kv_tokens_per_s"] / out["nanogpt_sample_b_tokens_per_s"]
 
 
@@ -313,6 +325,7 @@ def fmt(x, unit=""):
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)  # each line out at once: a time limit keeps what was done
     configure(globals())
     dev = resolve_device(device)
     on_gpu = dev.startswith("cuda")
@@ -342,6 +355,8 @@ def main():
     out.update(device=dev, device_name=hardware, torch=torch.__version__, dtype=str(ptdtype).replace("torch.", ""),
                compile_mode=compile_mode, runs=runs)
 
+    if profile and names:  # first: on a GPU its compile also warms the cache for train.py's
+        out["profile_attention"] = "; ".join(profile_steps(names[0], args[names[0]], dev, ptdtype))
     results, theirs = {}, {}
     for r in range(runs):  # interleaved: ours, theirs, next shape
         for name_ in names:
@@ -371,9 +386,6 @@ def main():
         out["peak_tflops"], out["compile"] = peak / 1e12, res["compile"]
     if sample:
         bench_sampling(dev, ptdtype, runs, out)
-    attention = profile_steps(names[0], args[names[0]], dev, ptdtype) if profile and names else None
-    if attention is not None:
-        out["profile_attention"] = "; ".join(attention)
     out["bench_s"] = time.time() - t_start
 
     # ------------------------------------------------------------------ the table
@@ -397,7 +409,7 @@ def main():
         if theirs:
             print(f"  nanoGPT: its model.py and loop, {'bf16 autocast, torch.compile' if on_gpu else 'fp32, eager'}, same shapes and batches")
     if sample:
-        print(f"\nsampling: shape b, 256 new tokens, {out['dtype']}, tokens/s")
+        print(f"\nsampling: shape b, {new_tokens} new tokens, {out['dtype']}, tokens/s")
         print(f"  {'batch':6} {'KV cache':>9} {'recompute':>10} {'cache gain':>11}" + (f" {'nanoGPT generate':>17} {'ratio':>6}" if g("nanogpt_sample_b_tokens_per_s") else ""))
         for batch, tag in ((1, ""), (8, "_batch8")):
             kv_, nc = g(f"sample_b_kv{tag}_tokens_per_s"), g(f"sample_b_nocache{tag}_tokens_per_s")
