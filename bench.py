@@ -159,7 +159,7 @@ def train_run(name, args, work, on_gpu):
     peak = float(re.search(r"measured peak of this device at \w+: ([\d.]+) TFLOP/s", result.stdout).group(1))
     model = re.search(r"^model: ([\d.]+)M parameters, \S+, (\w+), compile=(\w+)", result.stdout, re.M)
     return dict(tok_s=[float(t.replace(",", "")) for t in tok_s], peak=peak * 1e12, params_m=float(model.group(1)),
-                dtype=model.group(2), compile=model.group(3))
+                dtype=model.group(2), compile=model.group(3) == "True")
 
 
 def flops_per_token(args):
