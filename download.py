@@ -20,8 +20,9 @@ import time
 
 import requests
 
+from llm import retry_wait
+
 CHUNK = 1 << 18  # bytes per read and write; at most this much is lost (and fetched again) when a connection drops
-MAX_WAIT = 60.0  # cap on one backoff sleep, seconds (Retry-After included)
 
 
 class DownloadError(Exception):
@@ -145,12 +146,7 @@ def _feed(path, until):
 
 
 def _sleep(seconds, retry_after, why):
-    if retry_after is not None:  # the server knows when to come back: believe it
-        try:
-            seconds = float(retry_after)
-        except ValueError:  # an HTTP date rather than seconds: keep our own schedule
-            pass
-    seconds = min(max(seconds, 0.0), MAX_WAIT)
+    seconds = retry_wait(seconds, retry_after)
     print(f"download: {why} in {seconds:.1f}s", flush=True)
     time.sleep(seconds)
 

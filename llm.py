@@ -89,13 +89,7 @@ class Client:
         return session.post(self.url, json=body, headers=self._headers, timeout=self.timeout)
 
     def _sleep(self, attempt, retry_after=None):
-        wait_s = self.backoff * 2 ** attempt
-        if retry_after is not None:  # the server knows when its rate window reopens: believe it
-            try:
-                wait_s = float(retry_after)
-            except ValueError:  # an HTTP date rather than seconds: fall back to our own schedule
-                pass
-        time.sleep(min(wait_s, MAX_WAIT))
+        time.sleep(retry_wait(self.backoff * 2 ** attempt, retry_after))
 
     def chat(self, messages, temperature=0.0, max_tokens=None) -> dict:
         """One chat completion -> {"text", "prompt_tokens", "completion_tokens"}, retrying what is transient."""
@@ -148,6 +142,18 @@ class Client:
         """Dollars spent so far by this client, or None if the model's price is unknown."""
         p = price(self.model)
         return None if p is None else (self.prompt_tokens * p[0] + self.completion_tokens * p[1]) / 1e6
+
+
+def retry_wait(seconds, retry_after=None):
+    """Seconds to wait before retrying a request: our exponential schedule, unless the server sent a
+    Retry-After in seconds (it knows when its rate window reopens); capped at MAX_WAIT. Shared by the
+    chat client here and download.py, so every HTTP retry in the project waits the same way."""
+    if retry_after is not None:
+        try:
+            seconds = float(retry_after)
+        except ValueError:  # an HTTP date rather than seconds: keep our own schedule
+            pass
+    return min(max(seconds, 0.0), MAX_WAIT)
 
 
 def _one_line(text, limit=200):

@@ -197,3 +197,10 @@ def test_run_parallel_overlaps_and_reports_errors():
 
 def test_estimate_tokens_is_about_four_characters_each():
     assert llm.estimate_tokens("a" * 400) == 100
+
+
+def test_retry_wait_believes_retry_after_in_seconds_and_caps_every_wait():
+    assert llm.retry_wait(4.0) == 4.0
+    assert llm.retry_wait(4.0, "0") == 0.0  # the server says come back now
+    assert llm.retry_wait(4.0, "Wed, 21 Oct 2026 07:28:00 GMT") == 4.0  # a date: keep our schedule
+    assert llm.retry_wait(1e6) == llm.retry_wait(1.0, "99999") == llm.MAX_WAIT
