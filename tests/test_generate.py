@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,6 +21,7 @@ import pytest
 import llm_stories
 import stories
 import tokenizer
+from local_server import LocalServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY = "sk-test-SECRET-4242"
@@ -44,63 +44,39 @@ def tale(h, verb, noun, adjective):
             f"went to {verb} again, and it was the best day ever.")
 
 
-class StoryServer:
+class StoryServer(LocalServer):
     """POST /v1/chat/completions. What it does with a prompt depends only on the prompt's hash, so a
     rerun meets the same behaviour: 1 in 10 stories leaves out the adjective, 1 in 10 prompts first
     gets a 429 (Retry-After: 0) and 1 in 10 a 500. `served[prompt]` counts the stories it wrote."""
 
     def __init__(self, delay=0.0):
         self.served, self.failed, self.auth, self.delay, self.lock = Counter(), Counter(), set(), delay, threading.Lock()
-        fake = self
+        super().__init__(self.handle)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt = body["messages"][-1]["content"]
-                h = int(hashlib.md5(prompt.encode()).hexdigest()[:8], 16)
-                with fake.lock:
-                    fake.auth.add(self.headers.get("Authorization"))
-                    fail = h % 10 in (1, 2) and not fake.failed[prompt]
-                    fake.failed[prompt] += fail
-                if fail:
-                    return self.send(429 if h % 10 == 1 else 500, {"error": "busy"}, {"Retry-After": "0"})
-                time.sleep(fake.delay)
-                verb, noun, adjective = WORDS.search(prompt).groups()
-                story = tale(h, verb, noun, adjective if h % 10 else "okay")
-                with fake.lock:
-                    fake.served[prompt] += 1
-                self.send(200, {"choices": [{"message": {"role": "assistant", "content":
-                          f"Summary: A {noun} learns to {verb}.\nStory:\n{story}"}}],
-                          "usage": {"prompt_tokens": 90, "completion_tokens": 60}})
-
-            def send(self, code, obj, headers=None):
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the killed run's requests in flight
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+    def handle(self, path, headers, body):
+        prompt = body["messages"][-1]["content"]
+        h = int(hashlib.md5(prompt.encode()).hexdigest()[:8], 16)
+        with self.lock:
+            self.auth.add(headers.get("Authorization"))
+            fail = h % 10 in (1, 2) and not self.failed[prompt]
+            self.failed[prompt] += fail
+        if fail:
+            return 429 if h % 10 == 1 else 500, {"error": "busy"}, {"Retry-After": "0"}
+        time.sleep(self.delay)
+        verb, noun, adjective = WORDS.search(prompt).groups()
+        story = tale(h, verb, noun, adjective if h % 10 else "okay")
+        with self.lock:
+            self.served[prompt] += 1
+        return 200, {"choices": [{"message": {"role": "assistant", "content":
+                     f"Summary: A {noun} learns to {verb}.\nStory:\n{story}"}}],
+                     "usage": {"prompt_tokens": 90, "completion_tokens": 60}}, {}
 
 
 @pytest.fixture(scope="module")
 def server():
     s = StoryServer(delay=0.01)
     yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    s.close()
 
 
 def prepare(*args, cwd, server, check=True):

@@ -1,20 +1,19 @@
 """llm.py against a fake OpenAI-compatible server that the tests start on 127.0.0.1: the request
 shape, retries (429 + Retry-After, 500, timeouts, garbage, empty choices), one-line errors, the
 request cap, and that the key never shows."""
-import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import llm
+from local_server import LocalServer
 
 KEY = "sk-test-SECRET-0123456789"
 
 
-class FakeServer:
+class FakeServer(LocalServer):
     """Speaks POST /v1/chat/completions. `script` is a list of behaviours used one per request,
     then `reply(body)` answers: ('status', code, headers), ('garbage',), ('empty',), ('sleep', s),
     or ('text', str). Every request is recorded in `requests` as (path, headers, body)."""
@@ -22,54 +21,26 @@ class FakeServer:
     def __init__(self, reply=None):
         self.script, self.requests, self.lock = [], [], threading.Lock()
         self.reply = reply or (lambda body: "Grammar: 8/10\nCreativity: 7/10\nConsistency: 9/10\nPlot: 6/10\nAge group: C")
-        fake = self
+        super().__init__(self.handle)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                body = json.loads(raw or b"{}")
-                with fake.lock:
-                    fake.requests.append((self.path, dict(self.headers), body))
-                    action = fake.script.pop(0) if fake.script else ("text", None)
-                if self.path != "/v1/chat/completions":
-                    return self.send(404, b'{"error": "not found"}')
-                kind = action[0]
-                if kind == "status":
-                    return self.send(action[1], b'{"error": "busy"}', action[2] if len(action) > 2 else {})
-                if kind == "garbage":
-                    return self.send(200, b"<html>definitely not json")
-                if kind == "empty":
-                    return self.send(200, json.dumps({"choices": []}).encode())
-                if kind == "sleep":
-                    time.sleep(action[1])
-                text = action[1] if kind == "text" and action[1] is not None else fake.reply(body)
-                out = {"choices": [{"message": {"role": "assistant", "content": text}}],
-                       "usage": {"prompt_tokens": 100, "completion_tokens": 10}}
-                self.send(200, json.dumps(out).encode())
-
-            def send(self, code, data, headers=None):
-                try:
-                    self.send_response(code)
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def handle(self, path, headers, body):
+        with self.lock:
+            self.requests.append((path, headers, body))
+            action = self.script.pop(0) if self.script else ("text", None)
+        if path != "/v1/chat/completions":
+            return 404, {"error": "not found"}, {}
+        kind = action[0]
+        if kind == "status":
+            return action[1], {"error": "busy"}, action[2] if len(action) > 2 else {}
+        if kind == "garbage":
+            return 200, b"<html>definitely not json", {}
+        if kind == "empty":
+            return 200, {"choices": []}, {}
+        if kind == "sleep":
+            time.sleep(action[1])
+        text = action[1] if kind == "text" and action[1] is not None else self.reply(body)
+        return 200, {"choices": [{"message": {"role": "assistant", "content": text}}],
+                     "usage": {"prompt_tokens": 100, "completion_tokens": 10}}, {}
 
 
 @pytest.fixture
