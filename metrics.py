@@ -91,6 +91,14 @@ def repeated_ngram_rate(text, n=4):
     return 1 - len(set(grams)) / len(grams) if grams else 0.0
 
 
+def new_names(beginning, completion):
+    """Names the completion gives that the beginning never did. A name here is a capitalised word
+    inside a sentence ("said Tom", "Mia and Max"), where children's stories name their characters;
+    a story that keeps its cast brings in few (a new friend is fair, a renamed hero is not)."""
+    seen = set(re.findall(r"[A-Z][a-z]+", beginning))
+    return [w for w in re.findall(r"(?<=[a-z,] )[A-Z][a-z]+", completion) if w not in seen]
+
+
 # --- instructions -----------------------------------------------------------------------------
 
 def ends_mid_sentence(beginning):

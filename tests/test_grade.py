@@ -126,6 +126,13 @@ def test_variety_and_instruction_metrics():
     assert metrics.required_words_used("They were dancing.", ["dance", "cake"]) == 0.5
 
 
+def test_new_names_are_capitalised_words_inside_a_sentence_the_beginning_lacks():
+    beginning = "Once upon a time, there was a girl named Mia. Her dog was called Max."
+    assert metrics.new_names(beginning, " Mia and Max ran. Then Mia said hi to Tom.") == ["Tom"]
+    assert metrics.new_names(beginning, ' The sun was up. "Look!" said Mia. She smiled.') == []
+    assert metrics.new_names(beginning, " Lily and Ben played, and Sue watched.") == ["Ben", "Sue"]
+
+
 def test_the_prompt_set_is_ours_and_mixes_whole_and_split_sentences():
     assert len(PROMPTS) >= 50 and len(set(PROMPTS)) == len(PROMPTS)
     split = sum(map(metrics.ends_mid_sentence, PROMPTS))
@@ -181,7 +188,7 @@ def test_grades_every_completion_and_a_rerun_sends_nothing(work, judge, monkeypa
     assert all(result[k]["n"] == 6 and len(result[k]["ci95"]) == 2 for k in metrics.GRADES)
     assert result["age_groups"] == {"A": 0, "B": 2, "C": 2, "D": 2, "E": 0, "F": 0, "unknown": 0}
     assert (result["graded"], result["failed"]) == (6, 0)
-    assert {"distinct_1", "repeated_4gram", "bpb", "rouge2_closest_mean", "split_sentences_finished"} <= set(result["metrics"])
+    assert {"distinct_1", "repeated_4gram", "no_new_names", "bpb", "rouge2_closest_mean", "split_sentences_finished"} <= set(result["metrics"])
     assert (out / "grades.md").read_text().count("\\*\\*\\*") == 5
     assert "grammar" in first and "bpb" in first
 
