@@ -131,7 +131,9 @@ ckpt_path = os.path.join(out_dir, "ckpt.pt")
 if init_from == "resume":
     if not os.path.exists(ckpt_path):
         die(f"no checkpoint at {ckpt_path} to resume from; start one with --init_from=scratch")
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+    # to the CPU: the saved RNG state must stay there (set_rng_state rejects a CUDA tensor), and
+    # load_state_dict below moves weights and optimizer state onto the model's device anyway
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     if ckpt["tokenizer"] != tokenizer_text:
         die(f"{ckpt_path} was trained with another tokenizer than {data_dir}/; resume on the dataset it was trained on "
             f"(--dataset={ckpt['config'].get('dataset')}) or start a new --out_dir")
