@@ -95,8 +95,14 @@ def new_names(beginning, completion):
     """Names the completion gives that the beginning never did. A name here is a capitalised word
     inside a sentence ("said Tom", "Mia and Max"), where children's stories name their characters;
     a story that keeps its cast brings in few (a new friend is fair, a renamed hero is not)."""
-    seen = set(re.findall(r"[A-Z][a-z]+", beginning))
+    seen = set(re.findall(r"[A-Z][a-z]+", beginning)) | NOT_NAMES
     return [w for w in re.findall(r"(?<=[a-z,] )[A-Z][a-z]+", completion) if w not in seen]
+
+
+# capitalised inside a sentence, yet no one's own name: family titles ("with Dad") and the calendar
+NOT_NAMES = set("Mom Mommy Mum Mama Dad Daddy Papa Grandma Grandpa Granny Monday Tuesday Wednesday "
+                "Thursday Friday Saturday Sunday January February March April June July August September "
+                "October November December".split())
 
 
 # --- instructions -----------------------------------------------------------------------------

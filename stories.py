@@ -259,8 +259,8 @@ _ADJ_FITS = {  # what a texture or taste adjective can describe (other tastes fi
 }
 
 # A small pool, as in TinyStories, where a few dozen names cover most stories. It is what lets the 1-layer
-# quick-start model learn to reuse a story's names: trained the same way on ~100 names, its loss on a name
-# the story had already used was 1.7 nats (mostly guessing among the pool); on these 24, 0.8.
+# quick-start model learn to reuse a story's names: 256 wide and 1,500 steps on ~100 names, its loss on a
+# name the story had already used was 1.7 nats (mostly guessing among the pool); on these 24, 0.8.
 _GIRLS = "Lily Mia Emma Sue Anna Lucy Sara Amy Zoe Maya Priya Yuki".split()
 _BOYS = "Tom Ben Max Sam Leo Jack Tim Bob Finn Omar Ravi Kofi".split()
 _ADULTS = {  # noun -> (how the story names them, pronoun or None for either)

@@ -131,6 +131,7 @@ def test_new_names_are_capitalised_words_inside_a_sentence_the_beginning_lacks()
     assert metrics.new_names(beginning, " Mia and Max ran. Then Mia said hi to Tom.") == ["Tom"]
     assert metrics.new_names(beginning, ' The sun was up. "Look!" said Mia. She smiled.') == []
     assert metrics.new_names(beginning, " Lily and Ben played, and Sue watched.") == ["Ben", "Sue"]
+    assert metrics.new_names(beginning, " On Saturday, Mia went to the lake with Dad and Grandma.") == []  # no one's name
 
 
 def test_the_prompt_set_is_ours_and_mixes_whole_and_split_sentences():
