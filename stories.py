@@ -421,7 +421,7 @@ class _Teller:
             elif ag == "stony":
                 self.extra.append("{H} kept " + _a(a) + " stone in {his} pocket for luck.")
             else:
-                fits = [f for f in _ADJ_FITS.get(a, _SNACKS) if f != obj]
+                fits = [f for f in sorted(_ADJ_FITS.get(a, _SNACKS)) if f != obj]
                 food = food if food in fits else rng.choice(fits)
         v["trait"] = trait
         v["a_kid"] = _a((trait + " " if trait else "") + "little " + self.hero_kid)
