@@ -10,6 +10,7 @@ Every setting below is a plain global that `--key=value` or a config file overri
 prints the val loss, the val bits per byte (comparable across tokenizers) and a sample story,
 then writes the checkpoint (atomically) to out_dir/ckpt.pt.
 """
+import gc
 import json
 import math
 import os
@@ -264,4 +265,8 @@ while True:
         t_log, iters_logged = time.time(), 0
 if ddp:  # leave together: a process that tore down while the master still evaluated and saved
     dist.barrier()  # was aborted (SIGABRT) in about 1 run in 3 of the two-process test
+    # DDP's reducer holds the process group: freed only at interpreter exit, gloo's threads aborted it
+    # ("terminate called without an active exception") in about 1 run in 12, so free it while alive
+    del model
+    gc.collect()
     dist.destroy_process_group()
