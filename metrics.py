@@ -92,11 +92,14 @@ def repeated_ngram_rate(text, n=4):
 
 
 def new_names(beginning, completion):
-    """Names the completion gives that the beginning never did. A name here is a capitalised word
-    inside a sentence ("said Tom", "Mia and Max"), where children's stories name their characters;
-    a story that keeps its cast brings in few (a new friend is fair, a renamed hero is not)."""
-    seen = set(re.findall(r"[A-Z][a-z]+", beginning)) | NOT_NAMES
-    return [w for w in re.findall(r"(?<=[a-z,] )[A-Z][a-z]+", completion) if w not in seen]
+    """Names the completion gives that the beginning never did. A name here is a word the text
+    capitalises inside a sentence ("said Tom", "Mia and Max"), where children's stories name their
+    characters; its uses at a sentence's start count too ("Tom ran."), or a hero renamed in the
+    first word of each sentence would go unseen. A story that keeps its cast brings in few (a new
+    friend is fair, a renamed hero is not)."""
+    names = set(re.findall(r"(?<=[a-z,] )[A-Z][a-z]+", beginning + " " + completion)) - NOT_NAMES
+    seen = set(re.findall(r"[A-Z][a-z]+", beginning))
+    return [w for w in re.findall(r"[A-Z][a-z]+", completion) if w in names and w not in seen]
 
 
 # capitalised inside a sentence, yet no one's own name: family titles ("with Dad") and the calendar

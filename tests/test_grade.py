@@ -126,12 +126,13 @@ def test_variety_and_instruction_metrics():
     assert metrics.required_words_used("They were dancing.", ["dance", "cake"]) == 0.5
 
 
-def test_new_names_are_capitalised_words_inside_a_sentence_the_beginning_lacks():
+def test_new_names_are_words_capitalised_inside_a_sentence_the_beginning_lacks():
     beginning = "Once upon a time, there was a girl named Mia. Her dog was called Max."
     assert metrics.new_names(beginning, " Mia and Max ran. Then Mia said hi to Tom.") == ["Tom"]
     assert metrics.new_names(beginning, ' The sun was up. "Look!" said Mia. She smiled.') == []
     assert metrics.new_names(beginning, " Lily and Ben played, and Sue watched.") == ["Ben", "Sue"]
     assert metrics.new_names(beginning, " On Saturday, Mia went to the lake with Dad and Grandma.") == []  # no one's name
+    assert metrics.new_names(beginning, " Tom had a ball. Mia played with Tom.") == ["Tom", "Tom"]  # a sentence's first word too
 
 
 def test_the_prompt_set_is_ours_and_mixes_whole_and_split_sentences():
