@@ -135,6 +135,12 @@ def test_new_names_are_words_capitalised_inside_a_sentence_the_beginning_lacks()
     assert metrics.new_names(beginning, " Tom had a ball. Mia played with Tom.") == ["Tom", "Tom"]  # a sentence's first word too
 
 
+def test_self_pairs_catch_a_character_paired_with_itself():
+    assert metrics.self_pairs("One day, Lily and Lily went to the farm. Then Lily told Lily a secret.") == \
+        ["Lily and Lily", "Lily told Lily"]
+    assert metrics.self_pairs("Lily and Max went to the farm. Mom and Dad came too. Dad to Dad, no one.") == []
+
+
 def test_the_prompt_set_is_ours_and_mixes_whole_and_split_sentences():
     assert len(PROMPTS) >= 50 and len(set(PROMPTS)) == len(PROMPTS)
     split = sum(map(metrics.ends_mid_sentence, PROMPTS))
@@ -190,7 +196,7 @@ def test_grades_every_completion_and_a_rerun_sends_nothing(work, judge, monkeypa
     assert all(result[k]["n"] == 6 and len(result[k]["ci95"]) == 2 for k in metrics.GRADES)
     assert result["age_groups"] == {"A": 0, "B": 2, "C": 2, "D": 2, "E": 0, "F": 0, "unknown": 0}
     assert (result["graded"], result["failed"]) == (6, 0)
-    assert {"distinct_1", "repeated_4gram", "no_new_names", "bpb", "rouge2_closest_mean", "split_sentences_finished"} <= set(result["metrics"])
+    assert {"distinct_1", "repeated_4gram", "no_new_names", "no_self_pairs", "bpb", "rouge2_closest_mean", "split_sentences_finished"} <= set(result["metrics"])
     assert (out / "grades.md").read_text().count("\\*\\*\\*") == 5
     assert "grammar" in first and "bpb" in first
 
