@@ -102,12 +102,12 @@ def new_names(beginning, completion):
     return [w for w in re.findall(r"[A-Z][a-z]+", completion) if w in names and w not in seen]
 
 
-
 def self_pairs(text):
     """Places where a name stands on both sides of 'and', 'told', 'to' or 'with' ("Lily and Lily
     went", "Lily told Lily"): a model that has lost track of who is who pairs the hero with itself."""
     return [m.group(0) for m in re.finditer(r"\b([A-Z][a-z]+) (?:and|told|to|with) \1\b", text)
             if m.group(1) not in NOT_NAMES]
+
 
 # capitalised inside a sentence, yet no one's own name: family titles ("with Dad") and the calendar
 NOT_NAMES = set("Mom Mommy Mum Mama Dad Daddy Papa Grandma Grandpa Granny Monday Tuesday Wednesday "
