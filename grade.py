@@ -180,7 +180,9 @@ def offline_metrics(ckpt_dir, ckpt, model, enc, rows):
     m = {f"distinct_{n}": round(metrics.distinct_n(texts, n), 4) for n in (1, 2, 3)}
     m["repeated_4gram"] = round(sum(map(metrics.repeated_ngram_rate, texts)) / len(texts), 4)
     m["no_new_names"] = round(sum(not metrics.new_names(r["prompt"], r["text"]) for r in rows) / len(rows), 4)
-    m["no_self_pairs"] = round(sum(not metrics.self_pairs(r["prompt"] + r["text"]) for r in rows) / len(rows), 4)
+    # joined, so a pair across the seam counts; only the pairs the completion added
+    m["no_self_pairs"] = round(sum(len(metrics.self_pairs(r["prompt"] + r["text"])) == len(metrics.self_pairs(r["prompt"]))
+                                   for r in rows) / len(rows), 4)
     split = [r for r in rows if metrics.ends_mid_sentence(r["prompt"])]
     m["split_sentences_finished"] = round(sum(metrics.finishes_sentence(r["text"]) for r in split) / len(split), 4) if split else None
     if rows[0]["words"]:
