@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections import Counter
 
 import torch
@@ -24,7 +25,7 @@ import torch
 import llm
 import metrics
 import tokenizer
-from configurator import configure, die, resolve_device, resolve_dtype
+from configurator import COUNT, POSITIVE, configure, die, one_of, precision
 from model import load_checkpoint
 from progress import Progress
 
@@ -48,6 +49,9 @@ max_retries = 6  # per request, for 429, 5xx, timeouts and connection errors
 backoff = 1.0  # seconds before the first retry; doubles each time
 timeout = 60.0  # seconds per request
 dry_run = False  # print the first conversation and a cost estimate; send nothing
+batch = ""  # '' = live requests | write: every conversation's next turn as a Batch API file | read: its results
+batch_requests = ""  # where --batch=write puts the requests; default <first out_dir>/grade_requests.jsonl
+batch_results = ""  # --batch=read: the results file the batch API returned
 retry_failed = False  # resend conversations whose grades could not be read last time
 # offline metrics
 text = ""  # text file for bits per byte; default data/<the checkpoint's dataset>/val.txt
@@ -55,7 +59,11 @@ bpb_tokens = 100_000  # tokens of it to score
 memo_stories = 50_000  # training stories indexed for memorisation (a prefix of train.txt; 0 = all)
 device = "auto"
 dtype = "auto"
-configure(globals())
+configure(globals(), {"num_prompts": COUNT, "samples_per_prompt": POSITIVE, "max_new_tokens": POSITIVE, "top_k": COUNT,
+                      "batch_size": POSITIVE, "temperature": (lambda t: 0 <= t < float("inf"), "0 (greedy) or more"),
+                      "judge": one_of("api", "none"), "batch": one_of("", "write", "read"), "workers": POSITIVE,
+                      "max_requests": COUNT, "max_retries": COUNT, "bpb_tokens": POSITIVE, "memo_stories": COUNT,
+                      "timeout": (lambda v: v > 0, "a number of seconds above 0"), "backoff": COUNT})
 
 # The conversation, in our own words after the paper's design: first a free assessment (the judge
 # thinks before it scores), then the grades in a fixed format that parse_grades reads.
@@ -77,6 +85,7 @@ Creativity: <grade>/10
 Consistency: <grade>/10
 Plot: <grade>/10
 Age group: <letter>"""]
+JUDGE_TOKENS = 800  # a reply's cap: an assessment is about 150 tokens, the grades 40
 REMINDER = ("I could not read the grades in your answer. Please reply with exactly five lines: "
             "Grammar: <grade>/10, Creativity: <grade>/10, Consistency: <grade>/10, Plot: <grade>/10, Age group: <letter>.")
 # For instruct checkpoints (dataset *-instruct): words each completion must use, verb, noun, adjective.
@@ -85,43 +94,26 @@ REQUIRED_WORDS = [("jump", "ball", "happy"), ("share", "cake", "kind"), ("find",
                   ("swim", "fish", "cold"), ("climb", "hill", "tired"), ("hide", "box", "scared"),
                   ("paint", "flower", "bright")]
 
-if judge not in ("api", "none"):
-    die(f"judge must be 'api' or 'none', not {judge!r}")
 if prompt_file:
     try:
         TURNS = [t.strip() for t in re.split(r"^---[ \t]*$", open(prompt_file, encoding="utf-8").read(), flags=re.M)]
-    except OSError:
-        die(f"cannot read --prompt_file={prompt_file}; pass a text file whose turns are split by a line '---'")
+    except (OSError, UnicodeDecodeError):
+        die(f"cannot read --prompt_file={prompt_file}; pass a UTF-8 text file whose turns are split by a line '---'")
     if "{completion}" not in TURNS[0] or "{beginning}" not in TURNS[0]:
         die(f"{prompt_file}: the first turn must contain {{beginning}} and {{completion}}, where the story goes")
 if not os.path.exists(prompts) and not os.path.isabs(prompts):
     prompts = os.path.join(os.path.dirname(os.path.abspath(__file__)), prompts)
 if not os.path.exists(prompts):
     die(f"no story beginnings at {prompts}; pass --prompts=FILE with one beginning a line")
-beginnings = [ln.strip() for ln in open(prompts, encoding="utf-8") if ln.strip() and not ln.startswith("#")]
-if num_prompts < 0 or not beginnings:
-    die(f"no beginnings to use (num_prompts={num_prompts}, {len(beginnings)} in {prompts}); pass --num_prompts>=0")
+try:
+    beginnings = [ln.strip() for ln in open(prompts, encoding="utf-8") if ln.strip() and not ln.startswith("#")]
+except UnicodeDecodeError:
+    die(f"{prompts} is not UTF-8 text; save it as UTF-8, one story beginning a line")
+if not beginnings:
+    die(f"no story beginnings in {prompts}; pass --prompts=FILE with one beginning a line")
 beginnings = beginnings[:num_prompts or None]
 out_dirs = [d.strip() for d in out_dir.split(",") if d.strip()]
-device = resolve_device(device)
-dtype = resolve_dtype(dtype, device)
-autocast = torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype), enabled=dtype != "float32")
-
-
-def read_jsonl(path):
-    rows = []
-    if os.path.exists(path):
-        for line in open(path, encoding="utf-8"):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # the half line a killed run may leave
-                pass
-    return rows
-
-
-def append_jsonl(f, row):
-    f.write(json.dumps(row) + "\n")
-    f.flush()  # each result is durable the moment it arrives
+device, dtype, _, autocast = precision(device, dtype)
 
 
 def file_hash(path):
@@ -142,11 +134,11 @@ def complete(ckpt_dir):
     fp = hashlib.sha256(json.dumps([file_hash(os.path.join(ckpt_dir, "ckpt.pt")), temperature, top_k,
                                     max_new_tokens, seed]).encode()).hexdigest()[:16]
     cache_path = os.path.join(ckpt_dir, "completions.jsonl")
-    cached = {(r["context"], r["i"]): r["text"] for r in read_jsonl(cache_path) if r.get("fp") == fp}
+    cached = {(r["context"], r["i"]): r["text"] for r in llm.read_jsonl(cache_path) if r.get("fp") == fp}
     jobs = []  # (beginning, required words, context the model sees, sample index)
     for k, b in enumerate(beginnings):
         req = list(REQUIRED_WORDS[k % len(REQUIRED_WORDS)]) if instruct else []
-        # the instruct layout (stories.instruct_text); our beginnings have no summary, so their first sentence stands in
+        # the instruct layout (prepare.instruct_text); our beginnings have no summary, so their first sentence stands in
         summary = re.split(r"(?<=[.!?])\s", b, maxsplit=1)[0]
         context = f"Words: {', '.join(req)}\nSummary: {summary}\nStory: \n{b}" if instruct else b
         jobs += [(b, req, context, i) for i in range(samples_per_prompt)]
@@ -154,7 +146,7 @@ def complete(ckpt_dir):
     if todo:
         torch.manual_seed(seed)
         progress = Progress(f"{ckpt_dir}: completions", len(todo))
-        with open(cache_path, "a", encoding="utf-8") as f:
+        with llm.open_append(cache_path) as f:
             for s in range(0, len(todo), batch_size):
                 batch = todo[s:s + batch_size]
                 # training put <|endoftext|> before every story, so that is how a story starts
@@ -163,7 +155,7 @@ def complete(ckpt_dir):
                     out = model.generate(ids, max_new_tokens, temperature, top_k or None, stop_token=enc.eot_token)
                 for (_, _, ctx, i), new in zip(batch, out):
                     cached[ctx, i] = enc.decode(new).rstrip()
-                    append_jsonl(f, {"fp": fp, "context": ctx, "i": i, "text": cached[ctx, i]})
+                    llm.append_jsonl(f, {"fp": fp, "context": ctx, "i": i, "text": cached[ctx, i]})
                 progress.update(len(batch))
     else:
         print(f"{ckpt_dir}: all {len(jobs)} completions read from {cache_path}")
@@ -229,20 +221,34 @@ def fill(turn, row):  # replace, not str.format: stories and user prompts may ho
     return turn.replace("{beginning}", row["prompt"]).replace("{completion}", row["text"])
 
 
-def grade_one(client, row):
-    """The whole conversation for one completion -> a cache record (failed=True if grades unreadable)."""
-    messages, replies = [], []
-    for turn in TURNS:
-        messages.append({"role": "user", "content": fill(turn, row)})
-        replies.append(client.chat(messages, temperature=0.0)["text"])
-        messages.append({"role": "assistant", "content": replies[-1]})
-    grades = metrics.parse_grades(replies[-1])
-    if grades is None:  # one more chance, with the format spelled out
-        messages.append({"role": "user", "content": REMINDER})
-        replies.append(client.chat(messages, temperature=0.0)["text"])
-        grades = metrics.parse_grades(replies[-1])
+def messages(row, replies):
+    """The conversation so far (each turn, then the judge's reply to it) and the next turn, or None
+    when it is over: the grades were read, or the reminder was sent and they still were not."""
+    history, turns = [], [fill(t, row) for t in TURNS] + [REMINDER]
+    for turn, reply in zip(turns, replies):
+        history += [{"role": "user", "content": turn}, {"role": "assistant", "content": reply}]
+    over = len(replies) > len(TURNS) or (len(replies) == len(TURNS) and metrics.parse_grades(replies[-1]))
+    return history + ([] if over else [{"role": "user", "content": turns[len(replies)]}]), not over
+
+
+def record(row, replies):
+    """A cache record of a conversation, finished or not: a rerun carries on from its last reply, so a
+    turn that was paid for is never asked again."""
+    grades = metrics.parse_grades(replies[-1]) if len(replies) >= len(TURNS) else None
+    going = messages(row, replies)[1]
     return {"key": row["key"], "judge_model": judge_model, "prompt": row["prompt"], "completion": row["text"],
-            "grades": grades, "replies": replies, "failed": grades is None}
+            "grades": grades, "replies": replies, "done": not going, "failed": not going and grades is None}
+
+
+def ask(client, row, save):
+    """Carry one conversation on to its end, saving the record after every reply."""
+    replies = list(row["replies"])
+    while True:
+        history, going = messages(row, replies)
+        if not going:
+            return
+        replies.append(client.chat(history, temperature=0.0, max_tokens=JUDGE_TOKENS)["text"])
+        save(record(row, replies))
 
 
 def estimate(todo):
@@ -266,42 +272,90 @@ def estimate(todo):
           f"{completion_tok:,} completion tokens, estimated cost {cost}; nothing was sent")
 
 
+class Caches:
+    """Every checkpoint's grades_cache.jsonl: the newest record of each conversation wins, and a record
+    goes to each checkpoint that produced the completion (a completion two share is asked once)."""
+
+    def __init__(self):
+        self.records = {d: {r["key"]: r for r in llm.read_jsonl(os.path.join(d, "grades_cache.jsonl"))
+                            if isinstance(r, dict) and "key" in r and "replies" in r} for d in out_dirs}
+        self.files = {d: llm.open_append(os.path.join(d, "grades_cache.jsonl")) for d in out_dirs}
+        self.lock = threading.Lock()  # live workers save from their own threads
+
+    def save(self, rec):
+        with self.lock:
+            for d in out_dirs:
+                if rec["key"] in keys_of[d]:
+                    self.records[d][rec["key"]] = rec
+                    llm.append_jsonl(self.files[d], rec)
+
+    def close(self):
+        for f in self.files.values():
+            f.close()
+
+
 def send(todo, caches):
-    """Grade every row of todo on `workers` threads, appending each record to the caches as it arrives."""
+    """Carry every conversation in todo on to its end on `workers` threads."""
     try:
         client = llm.Client(judge_model, api_base=api_base or None, max_requests=max_requests,
                             timeout=timeout, max_retries=max_retries, backoff=backoff)
     except llm.LLMError as e:
         die(str(e))
-    files = {d: open(os.path.join(d, "grades_cache.jsonl"), "a", encoding="utf-8") for d in out_dirs}
     progress, over_budget = Progress("judge", len(todo), " graded", every=2.0), 0
-    for row, record, error in llm.run_parallel(lambda r: grade_one(client, r), list(todo.values()), workers):
+    for row, _, error in llm.run_parallel(lambda r: ask(client, r, caches.save), list(todo.values()), workers):
         if isinstance(error, llm.BudgetExceeded):
             over_budget += 1  # the rest fail at once without sending; keep collecting the in-flight ones
             continue
         if isinstance(error, llm.LLMError):
-            die(str(error))  # what is graded so far is cached: a rerun resumes from here
+            die(str(error))  # every reply so far is cached: a rerun resumes from here
         if error is not None:
             raise error
-        for d in out_dirs:  # every checkpoint that produced this completion gets the grade
-            if row["key"] in keys_of[d]:
-                caches[d][row["key"]] = record
-                append_jsonl(files[d], record)
         spent = client.cost()
         progress.update(1, f", {client.requests_sent} requests" + (f", ${spent:.3f}" if spent is not None else ""))
-    for f in files.values():
-        f.close()
     if over_budget:
-        print(f"judge: stopped at --max_requests={max_requests}; {over_budget} completions left ungraded "
-              "(rerun with a higher cap to grade them; nothing graded is sent again)")
+        print(f"judge: stopped at --max_requests={max_requests}; {over_budget} conversations left unfinished "
+              "(rerun with a higher cap to finish them; no reply is asked for twice)")
     spent = client.cost()
     print(f"judge: {client.requests_sent} requests, {client.prompt_tokens:,} prompt + {client.completion_tokens:,} "
           f"completion tokens" + (f", ${spent:.2f}" if spent is not None else ""))
 
 
+def batch_id(row):
+    return f"grade-{row['key'][:24]}-{len(row['replies'])}"
+
+
+def write_requests(todo):
+    """--batch=write: the next turn of every unfinished conversation, as one Batch API file. A
+    conversation takes one round per turn (two, a third if the grades needed the reminder)."""
+    rows = list(todo.values())[:llm.BATCH_LIMIT]
+    path = batch_requests or os.path.join(out_dirs[0], "grade_requests.jsonl")
+    llm.write_batch(path, [(batch_id(r), {"model": judge_model, "messages": messages(r, r["replies"])[0],
+                                          "temperature": 0.0, "max_tokens": JUDGE_TOKENS}) for r in rows])
+    rounds = Counter(len(r["replies"]) + 1 for r in rows)
+    print(f"judge: turns in this file: {dict(sorted(rounds.items()))} (turn: conversations)")
+    print(llm.submit_howto(path, len(rows), f"python grade.py --out_dir={out_dir} --batch=read --batch_results=FILE"))
+
+
+def read_results(todo, caches):
+    """--batch=read: each answer is the judge's reply to its conversation's next turn, cached at once."""
+    if not batch_results:
+        die("--batch=read needs --batch_results=FILE, the results file the batch API returned")
+    by_id = {batch_id(r): r for r in todo.values()}
+    answered = {f"grade-{key[:24]}-{n}" for d in out_dirs for key, rec in caches.records[d].items()
+                for n in range(len(rec["replies"]))}
+
+    def apply(row, reply):
+        rec = record(row, row["replies"] + [reply["text"]])
+        caches.save(rec)
+        return not rec["failed"]
+
+    llm.read_batch(batch_results, by_id.get, answered, apply, "grading")
+
+
 def report(d, cache):
     """grades.json and grades.md for one checkpoint; returns the summary."""
-    graded = [(row, cache[row["key"]]) for row in results[d]["rows"] if row["key"] in cache]
+    graded = [(row, cache[row["key"]]) for row in results[d]["rows"] if cache.get(row["key"], {}).get("done", True)
+              and row["key"] in cache]
     ok = [(row, g) for row, g in graded if not g["failed"]]
     summary = {name: metrics.mean_ci([g["grades"][name] for _, g in ok], [row["prompt"] for row, _ in ok])
                for name in metrics.GRADES}
@@ -332,23 +386,33 @@ if judge == "none":
         with open(os.path.join(d, "metrics.json"), "w") as f:
             json.dump(results[d]["metrics"], f, indent=2)
 else:
-    caches = {d: {r["key"]: r for r in read_jsonl(os.path.join(d, "grades_cache.jsonl"))} for d in out_dirs}
+    caches = Caches()
     keys_of = {d: {row["key"] for row in results[d]["rows"]} for d in out_dirs}
-    todo = {}  # key -> row; a completion two checkpoints share is sent once
+    todo = {}  # key -> row with the replies so far; a completion two checkpoints share is asked once
     for d in out_dirs:
         for row in results[d]["rows"]:
-            hit = caches[d].get(row["key"])
-            if hit is None or (retry_failed and hit["failed"]):
-                todo.setdefault(row["key"], row)
+            hit = caches.records[d].get(row["key"])
+            if retry_failed and hit and hit["failed"]:
+                hit = None
+            if not (hit and hit.get("done", True)):
+                todo.setdefault(row["key"], dict(row, replies=hit["replies"] if hit else []))
     total = sum(len(results[d]["rows"]) for d in out_dirs)
-    print(f"judge: {total - len(todo)} of {total} completions already graded, {len(todo)} to send to {judge_model}")
+    print(f"judge: {total - len(todo)} of {total} completions already graded, {len(todo)} to go to {judge_model}")
     if dry_run:
         estimate(todo)
+    elif batch == "write":
+        write_requests(todo)
     else:
-        if todo:
+        if batch == "read":
+            read_results(todo, caches)
+            going = sum(not caches.records[d].get(k, {}).get("done") for d in out_dirs for k in keys_of[d])
+            if going:
+                print(f"judge: {going} conversations need another turn: rerun with --batch=write for the next file")
+        elif todo:
             send(todo, caches)
         for d in out_dirs:
-            results[d]["summary"] = report(d, caches[d])
+            results[d]["summary"] = report(d, caches.records[d])
+    caches.close()
 
 
 # --- 3. the table, one column per checkpoint ---

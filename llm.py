@@ -11,7 +11,12 @@ logged, stored or shown in an exception or repr.
     client = Client("gpt-4o", max_requests=100)
     reply = client.chat([{"role": "user", "content": "Hi"}])   # {"text", "prompt_tokens", ...}
     print(client.requests_sent, client.cost())
+
+The same requests also go as files, in the OpenAI Batch API's format (half the price, nothing has to
+stay connected): write_batch puts them in a JSONL input file, and read_batch takes the results file
+back, handing each answer to the caller's own checks exactly as a live reply would be handed.
 """
+import json
 import os
 import threading
 import time
@@ -19,8 +24,11 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import requests
 
+from configurator import atomic_write, die
+
 DEFAULT_BASE = "https://api.openai.com/v1"
 MAX_WAIT = 60.0  # cap on a single backoff sleep, seconds (Retry-After included)
+MAX_REPLY = 100_000  # characters of a reply that are kept: a story or a grade is a few thousand
 
 # Dollars per million (prompt, completion) tokens. A rough guide for --dry_run and the final
 # report; check the provider's price page before a large run. Longest name prefix wins.
@@ -134,7 +142,7 @@ class Client:
             with self._lock:
                 self.prompt_tokens += pt
                 self.completion_tokens += ct
-            return {"text": text, "prompt_tokens": pt, "completion_tokens": ct}
+            return {"text": text[:MAX_REPLY], "prompt_tokens": pt, "completion_tokens": ct}
         raise LLMError(f"{self.url} failed {self.max_retries + 1} times ({last}); "
                        "check the server is up and the URL (OPENAI_BASE_URL / --api_base) is right")
 
@@ -159,6 +167,122 @@ def retry_wait(seconds, retry_after=None):
 def _one_line(text, limit=200):
     text = " ".join(str(text).split())
     return text[:limit] + ("..." if len(text) > limit else "")
+
+
+BATCH_LIMIT = 50_000  # requests in one Batch API input file (the API's own cap)
+
+
+def read_jsonl(path):
+    """The rows of a JSONL file; a line that does not parse (the half line a kill mid-write leaves) is skipped."""
+    rows = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+    return rows
+
+
+def open_append(path):
+    """`path` opened to append JSONL rows. A half line left by a kill mid-write is ended first, so it
+    stays one unreadable line and the next row is not glued to it."""
+    f = open(path, "a", encoding="utf-8")
+    if f.tell():
+        with open(path, "rb") as g:
+            g.seek(-1, os.SEEK_END)
+            if g.read(1) != b"\n":
+                f.write("\n")
+    return f
+
+
+def append_jsonl(f, row):
+    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    f.flush()  # each result is durable the moment it arrives
+
+
+def write_batch(path, requests):
+    """[(custom_id, body)] -> a Batch API input file (POST /v1/chat/completions per line), written atomically."""
+    atomic_write(path, lambda f: f.writelines(json.dumps({"custom_id": custom_id, "method": "POST",
+                                                           "url": "/v1/chat/completions", "body": body},
+                                                          ensure_ascii=False) + "\n" for custom_id, body in requests))
+
+
+def submit_howto(path, n, read_command):
+    """What to do with a written batch file: OpenAI's three steps, then the read step."""
+    if not n:
+        return f"batch: nothing left to ask; every request is answered ({path} not written)"
+    auth = '-H "Authorization: Bearer $OPENAI_API_KEY"'
+    return f"""batch: {n:,} requests written to {path}. With OpenAI's Batch API:
+  curl https://api.openai.com/v1/files {auth} -F purpose=batch -F file=@{path}      # -> file id
+  curl https://api.openai.com/v1/batches {auth} -H "Content-Type: application/json" \\
+    -d '{{"input_file_id": "FILE_ID", "endpoint": "/v1/chat/completions", "completion_window": "24h"}}'   # -> batch id
+  curl https://api.openai.com/v1/batches/BATCH_ID {auth}          # until "status": "completed"; -> output_file_id
+  curl https://api.openai.com/v1/files/OUTPUT_FILE_ID/content {auth} > FILE
+then: {read_command}"""
+
+
+def batch_answer(line):
+    """(custom_id, reply or None, error or None) from one line of a Batch API results file;
+    raises ValueError for a line that is not a results record at all."""
+    record = json.loads(line)
+    if not isinstance(record, dict) or not isinstance(record.get("custom_id"), str):
+        raise ValueError("no custom_id")
+    response = record.get("response") or {}
+    if record.get("error") or response.get("status_code") != 200:
+        error = record.get("error") or {}
+        return record["custom_id"], None, _one_line(error.get("message") if isinstance(error, dict) else error
+                                                    or f"HTTP {response.get('status_code')}")
+    try:
+        body = response["body"]
+        text = body["choices"][0]["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError
+    except (KeyError, IndexError, TypeError):
+        return record["custom_id"], None, "a 200 response that holds no chat completion"
+    usage = body.get("usage") or {}
+    return record["custom_id"], {"text": text[:MAX_REPLY], "model": body.get("model"),
+                                 "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+                                 "completion_tokens": int(usage.get("completion_tokens") or 0)}, None
+
+
+def read_batch(path, lookup, answered, apply, what):
+    """Hand every answer in a Batch API results file to apply(request, reply) -> accepted (bool).
+    lookup(custom_id) gives the open request an answer belongs to, or None; `answered` holds the ids
+    answered before (a second answer is a duplicate, never applied). Nothing makes it stop halfway:
+    each line is counted as accepted, refused, an error record, malformed, unknown or a duplicate, and
+    the counts are printed in one line and returned. A file that answers none of our requests is
+    someone else's (another seed, prompt or judge): that stops with one line."""
+    counts, ours = {k: 0 for k in ("accepted", "refused", "error", "malformed", "unknown", "duplicate")}, 0
+    try:
+        lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+    except OSError:
+        die(f"cannot read --batch_results={path}; pass the results file the batch API returned")
+    answered = set(answered)
+    for line in filter(str.strip, lines):
+        try:
+            custom_id, reply, error = batch_answer(line)
+        except (ValueError, TypeError):
+            counts["malformed"] += 1
+            continue
+        request = lookup(custom_id) if custom_id not in answered else None
+        if request is None:
+            duplicate = custom_id in answered
+            counts["duplicate" if duplicate else "unknown"] += 1
+            ours += duplicate
+            continue
+        ours += 1
+        if error is not None:
+            counts["error"] += 1  # not an answer: the request stays open for the next write
+            continue
+        answered.add(custom_id)
+        counts["accepted" if apply(request, reply) else "refused"] += 1
+    if lines and not ours:
+        die(f"{path} answers none of this run's {what} requests (other custom_ids: another seed, "
+            "prompt, recipe or judge?); read it with the settings that wrote its requests")
+    print(f"batch: {path}: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()) + f" ({what})")
+    return counts
 
 
 def run_parallel(fn, items, workers):

@@ -216,8 +216,8 @@ def test_an_unreadable_reply_is_retried_once_then_counted_failed(work, judge, mo
     assert len(judge.requests) == 3  # assessment, grades, one reminder
     result = json.loads((out / "grades.json").read_text())
     assert (result["graded"], result["failed"]) == (0, 1) and result["grammar"]["mean"] is None
-    record = json.loads(open(out / "grades_cache.jsonl").readline())
-    assert record["failed"] and record["replies"][-1] == "Still no grades, sorry."
+    record = json.loads(open(out / "grades_cache.jsonl").readlines()[-1])  # the newest record of the conversation
+    assert record["failed"] and record["done"] and record["replies"][-1] == "Still no grades, sorry."
 
 
 def test_a_prompt_file_replaces_the_wording(work, judge, monkeypatch, capsys):
@@ -237,8 +237,27 @@ def test_the_request_cap_stops_spending_and_a_rerun_finishes(work, judge, monkey
     assert len(judge.requests) == 5 and "max_requests=5" in capsys.readouterr().out
     assert json.loads((out / "grades.json").read_text())["graded"] == 2
     grade(work, f"--out_dir={out.name}", monkeypatch=monkeypatch)
-    assert len(judge.requests) == 5 + 4 * 2  # the two done are not resent; the half-graded one starts over
+    assert len(judge.requests) == 6 * 2  # each turn paid once: the half-graded conversation goes on from its reply
     assert json.loads((out / "grades.json").read_text())["graded"] == 6
+
+
+def test_a_half_line_left_by_a_kill_costs_no_record_and_no_request(work, judge, monkeypatch, capsys):
+    out = fresh_out(work, "out-halfline")
+    grade(work, f"--out_dir={out.name}", "--max_requests=4", "--workers=1", monkeypatch=monkeypatch)
+    with open(out / "grades_cache.jsonl", "a") as f:
+        f.write('{"key": "half a rec')  # a kill in the middle of a write
+    grade(work, f"--out_dir={out.name}", monkeypatch=monkeypatch)  # finishes, appending after the half line
+    grade(work, f"--out_dir={out.name}", monkeypatch=monkeypatch)  # and finds every record it wrote
+    assert len(judge.requests) == 6 * 2
+    assert json.loads((out / "grades.json").read_text())["graded"] == 6
+
+
+def test_a_huge_reply_is_cut_before_it_is_stored(work, judge, monkeypatch, capsys):
+    out = fresh_out(work, "out-huge")
+    judge.reply = lambda body: "x" * 5_000_000 if len(body["messages"]) == 1 else GRADE_REPLIES[0]
+    grade(work, f"--out_dir={out.name}", "--num_prompts=1", "--samples_per_prompt=1", monkeypatch=monkeypatch)
+    assert (out / "grades_cache.jsonl").stat().st_size < 1_000_000
+    assert json.loads((out / "grades.json").read_text())["graded"] == 1
 
 
 def test_dry_run_and_offline_mode_send_nothing(work, judge, monkeypatch, capsys):
@@ -271,7 +290,7 @@ def test_bad_setup_gives_one_line_errors(work, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     for args, fragment in [([], "OPENAI_API_KEY"),  # OpenAI's own endpoint without a key
                            ([f"--api_base=http://127.0.0.1:{free_port()}/v1", "--max_retries=1"], "127.0.0.1"),
-                           (["--judge=gpt"], "judge must be"),
+                           (["--judge=gpt"], "judge='gpt' is out of range"),
                            (["--prompts=nowhere.txt"], "--prompts=FILE")]:
         with pytest.raises(SystemExit) as e:
             grade(work, f"--out_dir={out.name}", "--num_prompts=1", "--samples_per_prompt=1", *args, monkeypatch=monkeypatch)
@@ -291,3 +310,38 @@ def test_done_when_command_line(work, judge):
     r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and len(judge.requests) == 20 and "10 of 10 completions already graded" in r.stdout
     assert KEY not in r.stdout + r.stderr
+
+
+def results_line(custom_id, text=None, error=None):
+    body = {"choices": [{"message": {"role": "assistant", "content": text}}], "usage": {}}
+    return json.dumps({"custom_id": custom_id, "response": None if error else {"status_code": 200, "body": body},
+                       "error": error and {"message": error}}) + "\n"
+
+
+def test_a_batch_grades_one_turn_a_round_and_each_turn_is_asked_once(work, monkeypatch, capsys):
+    out = fresh_out(work, "out-batch")
+    reply, asked = judge_reply(), []
+    for round_ in range(3):
+        grade(work, f"--out_dir={out.name}", "--batch=write", monkeypatch=monkeypatch)
+        requests = [json.loads(ln) for ln in open(out / "grade_requests.jsonl")]
+        asked += [r["custom_id"] for r in requests]
+        lines = []
+        for k, r in enumerate(requests):
+            assert r["url"] == "/v1/chat/completions" and r["body"]["temperature"] == 0.0
+            if round_ == 0 and k == 0:
+                lines.append(results_line(r["custom_id"], error="rate limited"))  # asked again next round
+            else:
+                lines.append(results_line(r["custom_id"], reply(r["body"])))
+        (out / "results.jsonl").write_text("".join(lines) + "garbage\n")
+        grade(work, f"--out_dir={out.name}", "--batch=read", f"--batch_results={out.name}/results.jsonl", monkeypatch=monkeypatch)
+        text = capsys.readouterr().out
+        assert "1 malformed" in text
+        if round_ == 0:
+            assert len(requests) == 6 and "5 accepted, 0 refused, 1 error" in text
+            assert "6 conversations need another turn" in text
+    # 6 conversations x 2 turns, each answered once; only the errored (unanswered) turn was asked again
+    assert len(set(asked)) == 12 and len(asked) == 13
+    result = json.loads((out / "grades.json").read_text())
+    assert (result["graded"], result["failed"]) == (6, 0) and result["grammar"]["mean"] is not None
+    grade(work, f"--out_dir={out.name}", "--batch=write", monkeypatch=monkeypatch)
+    assert "nothing left to ask" in capsys.readouterr().out
