@@ -52,7 +52,7 @@ sample = True  # time sampling
 new_tokens = 256  # tokens each sampling run generates
 prepare = True  # time the tokenizer stages (the dataset is prepared either way)
 profile = False  # print the top kernels of a few training steps of the first shape (flash attention?)
-num_stories = 20_000  # built-in stories to prepare (about 20 MB of text)
+num_stories = 0  # stories of the shipped corpus to prepare; 0 = all (about 12 MB of text)
 work_dir = ""  # where the dataset and checkpoints go; default: a temporary folder, removed at the end
 json = ""  # also write the figures as one flat JSON object to this path
 nanogpt_run = ""  # (internal) time nanoGPT on this shape in this fresh process and print JSON, as train.py runs fresh
@@ -97,13 +97,13 @@ def timed(fn, runs, warmup=1):
 
 # ------------------------------------------------------------------------------------------ prepare
 def prepare_data(work, runs, measure):
-    """The built-in stories through prepare.py's stages, timed; then data/bench for train.py: the same
-    bins, with the tokenizer padded to 4,096 ids (the built-in stories hold fewer distinct merges than
-    that; the padding ids never occur, they only give the model the shapes' vocabulary)."""
+    """The shipped corpus through prepare.py's stages, timed; then data/bench for train.py: the same
+    bins, with the tokenizer padded to 4,096 ids (should the corpus hold fewer distinct merges than
+    that, the padding ids never occur; they only give the model the shapes' vocabulary)."""
     import prepare as prep
     import tokenizer
-    prep.dataset, prep.num_stories, prep.vocab_size = "synthetic", num_stories, VOCAB
-    data_dir = os.path.join(work, "data", "synthetic")
+    prep.dataset, prep.num_stories, prep.vocab_size = "corpus", num_stories, VOCAB
+    data_dir = os.path.join(work, "data", "corpus")
     os.makedirs(data_dir, exist_ok=True)
     quiet(prep.make_stories, data_dir)
     out = {}

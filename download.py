@@ -23,6 +23,7 @@ import requests
 from llm import retry_wait
 
 CHUNK = 1 << 18  # bytes per read and write; at most this much is lost (and fetched again) when a connection drops
+NOT_A_FILE = {"text/html", "application/xhtml+xml", "application/json"}  # what a data file is never served as
 
 
 class DownloadError(Exception):
@@ -89,6 +90,10 @@ def download(url, path, *, token=None, until=None, progress=None, max_retries=6,
                 continue
             if status not in (200, 206):
                 raise DownloadError(f"HTTP {status} for {url}", status)
+            kind = r.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind in NOT_A_FILE:  # a captive portal, a login page, a mirror's error page: never the data
+                raise DownloadError(f"{url} answered with a web page ({kind}), not the file: a captive portal or a "
+                                    "wrong mirror? Nothing was kept", status)
             size = _content_range_total(r) if status == 206 else _int(r.headers.get("Content-Length"))
             size = size if size is not None else _int(_linked(r, "X-Linked-Size"))
             if total is not None and size is not None and size != total:

@@ -7,12 +7,13 @@ key/value cache, so each new token costs one position of compute rather than the
 """
 import math
 import os
-import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+from configurator import die
 
 
 @dataclass
@@ -192,25 +193,11 @@ def load_checkpoint(path, device="cpu"):
     if not path.endswith(".pt"):  # an out_dir
         path = os.path.join(path, "ckpt.pt")
     if not os.path.exists(path):
-        raise SystemExit(f"error: no checkpoint at {path}; train one first: python train.py --out_dir={os.path.dirname(path) or '.'}")
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    model = GPT(GPTConfig(**ckpt["model_args"]))
-    model.load_state_dict(ckpt["model"])
+        die(f"no checkpoint at {path}; train one first: python train.py --out_dir={os.path.dirname(path) or '.'}")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        model = GPT(GPTConfig(**ckpt["model_args"]))
+        model.load_state_dict(ckpt["model"])
+    except Exception as e:  # noqa: BLE001 - empty, truncated, another program's file: all one fix
+        die(f"{path} is not a checkpoint that train.py wrote ({type(e).__name__}); train it again or restore it")
     return model.to(device).eval(), ckpt
-
-
-def peak_flops(device, dtype, size=None, seconds=0.5):
-    """Measure this device's matmul FLOP/s at dtype: MFU against what the hardware really does,
-    not a spec sheet for some other chip. A GPU needs big matrices to reach its peak; a CPU doesn't."""
-    size = size or (8192 if device.startswith("cuda") else 2048)
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    sync = getattr(torch, device.split(":")[0]).synchronize if device != "cpu" else (lambda: None)
-    (a @ b).sum().item()  # warm-up
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(4):
-            c = a @ b
-        n += 4
-        sync()
-    c.sum().item()
-    return 2 * size ** 3 * n / (time.perf_counter() - t0)

@@ -7,22 +7,29 @@ prepare.py: turn stories into the token bins that train.py reads, in three stage
   pretokenize -> data/<dataset>/train.bin, val.bin     uint16 ids, every story followed by <|endoftext|>,
                  data/<dataset>/meta.json              plus token and byte counts per split
 
-    python prepare.py                                         # the real TinyStories (V2, GPT-4 only) from Hugging Face
+    python prepare.py                                         # the corpus shipped in corpus/: offline, seconds
+    python prepare.py --dataset=corpus-instruct               # the same stories in TinyStories-Instruct's layout
+    python prepare.py --stage=tokenizer --vocab_size=2048     # one stage again
+    python prepare.py --dataset=tinystories                   # the real TinyStories (V2, GPT-4 only) from Hugging Face
     python prepare.py --dataset=tinystories-v1 --num_stories=100000   # the paper's V1, only its first 100,000 stories
-    python prepare.py --dataset=synthetic                     # offline: the built-in story generator
-    python prepare.py --dataset=synthetic --stage=tokenizer   # one stage again, e.g. with --vocab_size=2048
     OPENAI_BASE_URL=http://localhost:8000/v1 python prepare.py --dataset=generate --num_stories=50
                                                               # an LLM writes them: see llm_stories.py
 
-The real datasets (--dataset=tinystories, tinystories-v1, tinystories-instruct) come from
-$HF_ENDPOINT (default https://huggingface.co; a mirror with the same layout works; $HF_TOKEN, if set,
-goes as a bearer token) through download.py, which resumes and verifies, into data/downloads/; the
-stories stage then cleans them into train.txt and val.txt: each story stripped, empty ones dropped,
-V1's mis-decoded characters ("â€™" for "’") repaired, all else kept as it is.
+The shipped corpus (corpus/stories.jsonl.gz; corpus/README.md says how it was made) is 10,000+
+stories that a language model wrote from the paper's recipe; its val split is every request index
+i with i % 20 == 19, the same on every machine. The real datasets (--dataset=tinystories,
+tinystories-v1, tinystories-instruct) come from $HF_ENDPOINT (default https://huggingface.co; a
+mirror with the same layout works; $HF_TOKEN, if set, goes as a bearer token) through download.py,
+which resumes and verifies, into data/downloads/; the stories stage then cleans them into train.txt
+and val.txt: each story stripped, empty ones dropped, V1's mis-decoded characters ("â€™" for "’")
+repaired, all else kept as it is.
 """
+import gzip
+import hashlib
 import json
 import multiprocessing as mp
 import os
+import random
 import re
 import time
 from collections import deque
@@ -30,32 +37,34 @@ from collections import deque
 import numpy as np
 import tiktoken
 
-import download
-import llm_stories
-import stories
-from configurator import configure, die
+from configurator import COUNT, POSITIVE, atomic_write, configure, die, one_of
 from progress import Progress
-from tokenizer import EOT, compact_ranks, load_encoding, save_ranks, train_bpe
+from tokenizer import EOT, compact_ranks, digest, load_encoding, save_ranks, train_bpe
 
-dataset = "tinystories"  # tinystories, tinystories-v1, -instruct (downloads) | synthetic, synthetic-instruct | generate
+dataset = "corpus"  # corpus, corpus-instruct (shipped) | tinystories, tinystories-v1, tinystories-instruct (downloads) | generate
 stage = "all"  # all | stories | tokenizer | pretokenize
-num_stories = 0  # train stories; 0 = all of a download, else 20,000 (val: a download's whole; else a fiftieth, >= 200)
-seed = 1337  # the built-in generator's seed
+num_stories = 0  # corpus: its first N stories, a download: its first N train stories (0 = all); generate: the stories to keep
+seed = 1337  # generate: the seed of the recipe's draws
 tokenizer = "bpe"  # bpe: learned here | gpt2: tiktoken's GPT-2 vocabulary cut to the tokens in use (needs internet once)
 vocab_size = 4096  # BPE vocabulary, <|endoftext|> included
 tokenizer_sample_mb = 50  # the tokenizer learns from this many MB at the start of train.txt
 workers = os.cpu_count()  # processes that encode in parallel
 chunk_mb = 4  # encoding work unit; ends on a story boundary
 download_dir = os.path.join("data", "downloads")  # raw files from Hugging Face, shared by every --name
-# --dataset=generate: an LLM writes the stories (llm_stories.py); --workers is also its concurrent requests,
-# num_stories the stories to keep (train and val), seed its word draws. The key comes only from $OPENAI_API_KEY.
+# --dataset=generate: an LLM writes the stories (llm_stories.py); --workers is also its concurrent requests.
+# The key comes only from $OPENAI_API_KEY.
 name = ""  # the folder in data/; default: the dataset's name (generate-instruct with --instruct=True)
 generate_model = "gpt-4o-mini"
 api_base = ""  # default: $OPENAI_BASE_URL, else https://api.openai.com/v1
-instruct = False  # write the instruct form (Features, Words, Summary, Story) into the stories files
+instruct = False  # write the instruct form (Features, Words, Summary, Random sentence, Story) into the stories files
 language = ""  # e.g. French: the stories, and the three words the model translates, in that language
-words_file = ""  # lines 'verbs: jump, run:ran' (':' adds a form the check accepts), 'nouns: ...', 'adjectives: ...'
-prompt_file = ""  # our request's wording replaced: {verb}, {noun}, {adjective}, optional {features}, {language}
+recipe = ""  # the lists requests are drawn from; default corpus/recipe.txt (its header says the format)
+prompt_file = ""  # our request's wording replaced: {verb}, {noun}, {adjective}, optional {features}, {shown}, ...
+batch = ""  # '' = live requests | write: the open requests as a Batch API file | read: take its results back
+batch_requests = ""  # where --batch=write puts the requests; default data/<name>/batch_requests.jsonl
+batch_results = ""  # --batch=read: the results file the batch API returned
+export = ""  # also write the kept stories as a corpus file like the shipped one (e.g. corpus/stories.jsonl.gz)
+extend = False  # generate: start from the shipped corpus's stories, so that a larger --num_stories asks only for more
 max_requests = 0  # stop after this many requests (spend cap); 0 = no cap
 max_retries = 6  # per request (LLM or download), for 429, 5xx, timeouts and connection errors
 backoff = 1.0  # seconds before the first retry; doubles each time (a Retry-After header wins)
@@ -74,33 +83,123 @@ def write_stories(path, texts, total):
     """Stream stories into a text file in TinyStories' own layout; the temp-and-rename means a
     killed run never leaves a half file that a later stage would take for whole."""
     progress = Progress(f"stories -> {path}", total, " stories")
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
+
+    def write(f):
         for text in texts:
             f.write(text + f"\n{EOT}\n")
             progress.update(1)
-    os.replace(path + ".tmp", path)
+    atomic_write(path, write)
 
 
 def make_stories(data_dir):
     if dataset in SOURCES:
         return download_stories(data_dir)
-    if dataset == "generate":  # an LLM writes them; each reply is kept in data_dir/generated.jsonl as it arrives
-        for split, texts in llm_stories.generate(data_dir, globals()).items():
-            write_stories(os.path.join(data_dir, f"{split}.txt"), texts, len(texts))
-        return
-    kinds = {"synthetic": lambda r: r["story"], "synthetic-instruct": stories.instruct_text}
-    if dataset not in kinds:
-        die(f"unknown dataset '{dataset}'; choose one of: {', '.join([*SOURCES, *kinds])}, generate")
-    num_val = max(200, num_stories // 50)
-    for split, n, split_seed in (("train", num_stories, seed), ("val", num_val, seed + 1)):
-        records = stories.generate_stories(n, split_seed)  # different seeds: val is unseen stories
-        write_stories(os.path.join(data_dir, f"{split}.txt"), map(kinds[dataset], records), n)
+    if dataset == "generate":
+        import llm_stories  # only here: the default corpus needs no HTTP or LLM code
+        shipped = (read_corpus(checked_corpus()), CORPUS[3]) if extend else None
+        rows = llm_stories.generate(data_dir, extend=shipped, **{k: globals()[k] for k in GENERATE_SETTINGS})
+        if rows is None:  # a batch step that has not finished the corpus: nothing to tokenize yet
+            raise SystemExit(0)
+        if export:
+            export_corpus(rows, export)
+        splits = split_rows(rows)
+    elif dataset in ("corpus", "corpus-instruct"):
+        splits = shipped_corpus()
+    else:
+        die(f"unknown dataset '{dataset}'; choose one of: corpus, corpus-instruct, {', '.join(SOURCES)}, generate")
+    form = instruct_text if dataset == "corpus-instruct" or instruct else (lambda row: row["story"])
+    for split, rows in splits.items():
+        write_stories(os.path.join(data_dir, f"{split}.txt"), map(form, rows), len(rows))
+
+
+GENERATE_SETTINGS = ("num_stories", "seed", "generate_model", "api_base", "language", "recipe", "prompt_file",
+                     "batch", "batch_requests", "batch_results", "max_requests", "max_retries", "backoff",
+                     "timeout", "workers", "dry_run")
+# The shipped corpus: its file, its number of stories, its sha256 (checked before it is used), and the
+# fingerprint of the requests it answers (llm_stories.fingerprint: the default recipe, prompt and seed).
+CORPUS = ("corpus/stories.jsonl.gz", 733, "1147467dcfd6f8b35e07d308e488a9ad754063bf357ff917aec0d6a8290d7880", "627ecdf21f")
+VAL_EVERY = 20  # request indices i with i % 20 == 19 are val
+
+
+def split_rows(rows):
+    """{train, val: [rows]} by request index, so the split of a story never depends on what else is
+    there; a set too small to hold such an index gives its last story to val."""
+    splits = {"train": [r for r in rows if r["i"] % VAL_EVERY != VAL_EVERY - 1],
+              "val": [r for r in rows if r["i"] % VAL_EVERY == VAL_EVERY - 1]}
+    if not splits["val"] and len(rows) > 1:
+        splits["val"].append(splits["train"].pop())
+    return splits
+
+
+def read_corpus(path):
+    """The rows of a corpus file (gzipped JSONL), in file order."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def checked_corpus():
+    """The shipped corpus's path, once its sha256 is checked."""
+    path, count, sha, _ = CORPUS
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), path)
+    try:
+        digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    except OSError:
+        die(f"the shipped corpus {path} is missing; restore it with: git checkout -- {CORPUS[0]}")
+    if digest != sha:
+        die(f"{path} is not the shipped corpus (sha256 {digest[:12]}..., expected {sha[:12]}...); "
+            f"restore it with: git checkout -- {CORPUS[0]}")
+    return path
+
+
+def shipped_corpus():
+    rows = read_corpus(checked_corpus())[:num_stories or None]
+    print(f"corpus: {len(rows):,} stories from {CORPUS[0]} (sha256 checked)")
+    return split_rows(rows)
+
+
+CORPUS_FIELDS = ("i", "story", "words", "features", "summary", "shown")
+
+
+def export_corpus(rows, path):
+    """Kept rows -> a corpus file like the shipped one: gzipped JSONL in request order, byte-for-byte
+    the same for the same rows (no timestamp in the gzip header), written atomically."""
+    def write(raw):
+        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
+            for r in rows:
+                f.write((json.dumps({k: r[k] for k in CORPUS_FIELDS}, ensure_ascii=False) + "\n").encode())
+    atomic_write(path, write, "wb")
+    print(f"export: {len(rows):,} stories -> {path} ({os.path.getsize(path) / 1e6:.1f} MB, "
+          f"sha256 {hashlib.sha256(open(path, 'rb').read()).hexdigest()})")
+
+
+def sentences(story):
+    """The story's sentences of four words or more (a closing quote stays with its sentence)."""
+    parts = re.split(r'(?<=[.!?])"?\s+', story.replace("\n\n", " "))
+    return [p for p in parts if len(re.findall(r"\w+", p)) >= 4]
+
+
+def instruct_text(row):
+    """A story in TinyStories-Instruct's layout: a random subset of the paper's four instructions
+    (Words, Features, Summary, Random sentence), in random order, then the story. The draw is fixed
+    by the request index, so the instruct corpus is the same on every machine."""
+    rng = random.Random(f"instruct-{row['i']}")
+    lines = [f"Words: {', '.join(row['words'])}"]
+    if row.get("features"):
+        lines.append(f"Features: {', '.join(row['features'])}")
+    if row.get("summary"):
+        lines.append(f"Summary: {row['summary']}")
+    if sentences(row["story"]):
+        lines.append(f"Random sentence: {rng.choice(sentences(row['story']))}")
+    chosen = [line for line in lines if rng.random() < 0.5] or [rng.choice(lines)]
+    rng.shuffle(chosen)
+    return "\n".join(chosen + ["Story: \n" + row["story"]])
 
 
 def download_stories(data_dir):
     """Hugging Face (or the mirror at $HF_ENDPOINT) -> download_dir -> cleaned train.txt and val.txt.
     Whole files are kept, so a second run fetches nothing. With --num_stories the train file is
     fetched only until it holds that many stories and stays a .part, which a later run resumes."""
+    import download  # only here: the shipped corpus needs no HTTP code
     repo, *files = SOURCES[dataset]
     endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
     os.makedirs(download_dir, exist_ok=True)
@@ -123,6 +222,11 @@ def download_stories(data_dir):
                   "so far, and a run with more (or all, --num_stories=0) resumes from it")
         elif counter and counter.end is None:
             print(f"note: {file} holds only {counter.count:,} stories, fewer than --num_stories={num_stories:,}: taking all")
+        with open(got, "rb") as f:
+            if EOT.encode() not in f.read(1 << 20):  # whatever the server said, this is not a story file
+                os.remove(got)
+                die(f"{got} holds no {EOT} in its first MB, so it is not {file}: deleted it; check HF_ENDPOINT "
+                    f"(now {endpoint}) and run again")
         end = counter.end if counter and counter.end is not None else _size(got)
         n, repaired = clean_stories(got, end, os.path.join(data_dir, f"{split}.txt"))
         print(f"{split}: {n:,} stories, {repaired:,} of them with mis-decoded characters repaired")
@@ -139,7 +243,7 @@ def download_error(e, file, url, repo, endpoint):
                 "(https://huggingface.co/settings/tokens)") + f", or HF_ENDPOINT (now {endpoint}) to a mirror")
     if e.unreachable:
         return (f"{e}; no answer from {endpoint}: no internet? --dataset={dataset} downloads from HF_ENDPOINT "
-                "(default https://huggingface.co); offline, use --dataset=synthetic")
+                "(default https://huggingface.co); offline, use the shipped corpus: python prepare.py")
     return str(e)
 
 
@@ -190,17 +294,18 @@ def clean_stories(raw, end, out):
     """The stories in raw[:end] -> out, each stripped and repaired, empty ones dropped, in TinyStories'
     layout. Streams range by range, so memory stays flat. Returns (stories, repaired)."""
     progress = Progress(f"clean -> {out}", end, " MB", 1e6)
-    kept = repaired = 0
-    with open(out + ".tmp", "w", encoding="utf-8") as f:
+    counts = [0, 0]  # stories kept, repaired
+
+    def write(f):
         for start, stop in story_ranges(raw, chunk_mb << 20, end):
             texts = read_stories(raw, start, stop)
             fixed = [repair(t) for t in texts]
-            repaired += sum(a != b for a, b in zip(texts, fixed))
+            counts[1] += sum(a != b for a, b in zip(texts, fixed))
             f.write("".join(t + f"\n{EOT}\n" for t in fixed))
-            kept += len(fixed)
+            counts[0] += len(fixed)
             progress.update(stop - start)
-    os.replace(out + ".tmp", out)
-    return kept, repaired
+    atomic_write(out, write)
+    return tuple(counts)
 
 
 def story_ranges(path, chunk_bytes, end=None):
@@ -301,21 +406,23 @@ def encode_in_order(jobs, n_proc, tokenizer_path):
 
 def pretokenize(data_dir):
     tokenizer_path = os.path.join(data_dir, "tokenizer.tiktoken")
-    meta = {"dataset": dataset, "tokenizer": "tokenizer.tiktoken", "vocab_size": load_encoding(tokenizer_path).n_vocab}
+    vocab = load_encoding(tokenizer_path).n_vocab  # a one-line error if it is missing or damaged
+    meta = {"dataset": dataset, "tokenizer": "tokenizer.tiktoken", "vocab_size": vocab,
+            "tokenizer_sha256": digest(open(tokenizer_path, encoding="ascii").read())}
     for split in SPLITS:
         path, out = os.path.join(data_dir, f"{split}.txt"), os.path.join(data_dir, f"{split}.bin")
         jobs = [(path, s, e) for s, e in story_ranges(path, chunk_mb << 20)]
         progress = Progress(f"encode {split}", os.path.getsize(path), " MB", 1e6)
         counts = {"stories": 0, "tokens": 0, "bytes": 0}
         n_proc, t0 = max(1, min(workers, len(jobs))), time.time()
-        with open(out + ".tmp", "wb") as f:  # results arrive in order and go straight to disk
+        def write(f):  # results arrive in order and go straight to disk
             for (_, s, e), (ids, n, b) in zip(jobs, encode_in_order(jobs, n_proc, tokenizer_path)):
                 f.write(ids.tobytes())
                 counts["stories"] += n
                 counts["tokens"] += len(ids)
                 counts["bytes"] += b
                 progress.update(e - s)
-        os.replace(out + ".tmp", out)
+        atomic_write(out, write, "wb")
         seconds = time.time() - t0
         counts["bytes_per_token"] = round(counts["bytes"] / max(1, counts["tokens"]), 4)
         meta[split] = counts
@@ -323,25 +430,41 @@ def pretokenize(data_dir):
               f"{counts['bytes_per_token']} bytes/token -> {out} "
               f"({os.path.getsize(path) / 1e6 / max(seconds, 1e-9):,.1f} MB/s, {n_proc} worker{'s' * (n_proc > 1)})")
     meta.update(source=dataset, seed=seed)
-    with open(os.path.join(data_dir, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=2)
+    # last, and whole or not at all: train.py trusts bins only with a meta.json that counts them
+    atomic_write(os.path.join(data_dir, "meta.json"), lambda f: json.dump(meta, f, indent=2))
+
+
+DATASETS = ("corpus", "corpus-instruct", *SOURCES, "generate")
+
+
+def prepare_command(folder, source=None):
+    """The prepare.py line that makes data/<folder>/ (train.py names it when the data is missing or
+    damaged); source: the dataset its meta.json says it was made from, if it has one."""
+    if folder in DATASETS:
+        return f"python prepare.py --dataset={folder}"
+    if folder == "generate-instruct":
+        return "python prepare.py --dataset=generate --instruct=True"
+    if source in DATASETS:
+        return f"python prepare.py --dataset={source} --name={folder}"
+    return f"python prepare.py --dataset=DATASET --name={folder} (DATASET one of {', '.join(DATASETS)})"
 
 
 if __name__ == "__main__":  # guarded: worker processes re-import this file on macOS and Windows
-    configure(globals())
-    stages = {"stories": make_stories, "tokenizer": train_tokenizer, "pretokenize": pretokenize}
-    if stage != "all" and stage not in stages:
-        die(f"unknown stage '{stage}'; choose all, {', '.join(stages)}")
-    if tokenizer not in ("bpe", "gpt2"):
-        die(f"unknown tokenizer '{tokenizer}'; choose bpe (the default) or gpt2")
+    configure(globals(), {"dataset": one_of(*DATASETS), "stage": one_of("all", "stories", "tokenizer", "pretokenize"),
+                          "tokenizer": one_of("bpe", "gpt2"), "vocab_size": (lambda v: 257 < v <= 65536, "in 258..65536"),
+                          "num_stories": COUNT, "tokenizer_sample_mb": POSITIVE, "workers": POSITIVE, "chunk_mb": POSITIVE,
+                          "batch": one_of("", "write", "read"), "max_requests": COUNT, "max_retries": COUNT,
+                          "timeout": (lambda v: v > 0, "a number of seconds above 0"), "backoff": COUNT})
+    if dataset == "generate" and not num_stories and stage in ("all", "stories") and not dry_run:
+        die("--dataset=generate needs --num_stories=N: the stories to keep, train and val together")
     if tokenizer == "gpt2" and stage in ("all", "tokenizer"):
         gpt2_encoding()  # fail now, not after a 2 GB download
-    if not num_stories and dataset not in SOURCES:
-        num_stories = 20_000
     data_dir = os.path.join("data", name or (f"{dataset}-instruct" if instruct and dataset == "generate" else dataset))
     os.makedirs(data_dir, exist_ok=True)
+    # a new tokenizer changes what every id means: the bins of the old one are encoded again with it
+    stages = {"stories": make_stories, "tokenizer": train_tokenizer, "pretokenize": pretokenize}
     for stage_name, run in stages.items():
-        if stage in ("all", stage_name):
+        if stage in ("all", stage_name) or (stage == "tokenizer" and stage_name == "pretokenize"):
             t0 = time.time()
             run(data_dir)
             print(f"== {stage_name} done in {time.time() - t0:.1f}s")

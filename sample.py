@@ -1,8 +1,8 @@
 """
 sample.py: write stories with a trained model, streaming them as they are generated.
 
-    python sample.py --out_dir=out-synthetic
-    python sample.py --out_dir=out-synthetic --start="Tom found a red ball" --num_samples=5
+    python sample.py --out_dir=out
+    python sample.py --out_dir=out --start="Tom found a red ball" --num_samples=5
     python sample.py --out_dir=out-instruct --start="Words: ball, run, red\nSummary: Tom finds a ball.\nStory:"
     python sample.py --out_dir=out-instruct --start=FILE:prompt.txt
 
@@ -13,7 +13,7 @@ import codecs
 import torch
 
 import tokenizer
-from configurator import configure, die, resolve_device, resolve_dtype
+from configurator import COUNT, POSITIVE, configure, die, precision
 from model import load_checkpoint
 
 out_dir = "out"  # folder holding ckpt.pt
@@ -25,10 +25,10 @@ top_k = 0  # sample only from the k likeliest tokens; 0 = all
 seed = 1337
 device = "auto"
 dtype = "auto"
-configure(globals())
+configure(globals(), {"num_samples": POSITIVE, "max_new_tokens": POSITIVE, "top_k": COUNT,
+                      "temperature": (lambda t: 0 <= t < float("inf"), "0 (greedy) or more")})
 
-device = resolve_device(device)
-dtype = resolve_dtype(dtype, device)
+device, dtype, _, autocast = precision(device, dtype)
 torch.manual_seed(seed)
 model, ckpt = load_checkpoint(out_dir, device)
 enc = tokenizer.get_encoding(ckpt["tokenizer"])
@@ -37,13 +37,14 @@ if start.startswith("FILE:"):
         start = open(start[5:], encoding="utf-8").read()
     except OSError:
         die(f"cannot read the prompt file {start[5:]!r}; pass an existing file, or the text itself: --start=\"Once...\"")
+    except UnicodeDecodeError:
+        die(f"the prompt file {start[5:]!r} is not UTF-8 text; save it as UTF-8")
 else:
     start = start.replace("\\n", "\n")  # a shell passes "\n" on as two characters; an instruct header needs lines
 # training saw <|endoftext|> before every story, so it is how a story begins
 prompt = [enc.eot_token] + enc.encode_ordinary(start.strip())
 if len(prompt) >= model.config.block_size:
     die(f"the start is {len(prompt)} tokens, the model's context only {model.config.block_size}; shorten it")
-autocast = torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype), enabled=dtype != "float32")
 
 for i in range(num_samples):
     print(start.strip(), end="", flush=True)

@@ -10,6 +10,7 @@ documents and are never merged, and ties between equally frequent pairs go to th
 lexicographically greater (bytes, bytes) pair.
 """
 import base64
+import hashlib
 import heapq
 import os
 import time
@@ -18,6 +19,8 @@ from collections import Counter, defaultdict
 
 import regex
 import tiktoken
+
+from configurator import atomic_write, die
 
 EOT = "<|endoftext|>"
 # tiktoken's "gpt2" pat_str; train and encode must split text identically.
@@ -192,17 +195,22 @@ def get_encoding(ranks_or_text, name="tinystories") -> tiktoken.Encoding:
     return tiktoken.Encoding(name, pat_str=SPLIT_PATTERN, mergeable_ranks=ranks, special_tokens={EOT: len(ranks)})
 
 
+def digest(text) -> str:
+    """The sha256 of a tokenizer's text: meta.json records the one its bins were encoded with."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def save_ranks(ranks, path):
     # Write-then-rename so a crash never leaves a truncated tokenizer for later stages to load.
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(dump_ranks(ranks))
-    os.replace(tmp, path)
+    atomic_write(str(path), lambda f: f.write(dump_ranks(ranks)))
 
 
 def load_encoding(path) -> tiktoken.Encoding:
-    if not os.path.exists(path):
-        raise SystemExit(f"error: no tokenizer at {path}; train it: python prepare.py --stage=tokenizer (same --dataset)")
-    with open(path, encoding="ascii") as f:
-        return get_encoding(f.read())
+    try:
+        with open(path, encoding="ascii") as f:
+            return get_encoding(f.read())
+    except FileNotFoundError:
+        die(f"no tokenizer at {path}; train it: python prepare.py --stage=tokenizer (same --dataset)")
+    except (OSError, ValueError) as e:  # empty, half-written, not a tokenizer at all
+        die(f"{path} is not a tokenizer ({type(e).__name__}); make it again: python prepare.py --stage=tokenizer")

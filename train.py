@@ -1,7 +1,7 @@
 """
 train.py: train a GPT on the token bins that prepare.py wrote, on one device.
 
-    python prepare.py --dataset=synthetic && python train.py --dataset=synthetic --n_layer=1
+    python prepare.py && python train.py --n_layer=1              # the shipped corpus, then a 1-layer model
     python train.py config/train_cpu.py --max_iters=500     # a config file, then overrides
     python train.py --out_dir=out --init_from=resume         # carry on from out/ckpt.pt
     torchrun --standalone --nproc_per_node=2 train.py ...    # data parallel: NCCL on GPUs, gloo on CPU
@@ -22,12 +22,14 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 import numpy as np
 import torch
 
-import tokenizer
-from configurator import configure, die, resolve_device, resolve_dtype
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from model import GPT, GPTConfig, peak_flops
+import tokenizer
+from configurator import (COUNT, FRACTION, POSITIVE, POSITIVE_NUMBER, atomic_write, configure, die, given,
+                          one_of, peak_flops, precision)
+from model import GPT, GPTConfig
+from prepare import prepare_command
 
 # output and evaluation
 out_dir = "out"
@@ -35,12 +37,13 @@ eval_interval = 250  # iterations between evals; each eval also prints a story a
 eval_iters = 20  # batches averaged per loss estimate
 log_interval = 10
 init_from = "scratch"  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
+overwrite = False  # a scratch run replaces an existing out_dir/ckpt.pt only when told to
 sample_tokens = 200  # length of the story printed at each eval
 # data
-dataset = "tinystories"  # a folder in data/, made by prepare.py
+dataset = "corpus"  # a folder in data/, made by prepare.py (corpus: the shipped stories)
 batch_size = 16
 block_size = 256
-gradient_accumulation_steps = 1  # micro-batches per optimizer step
+gradient_accumulation_steps = 1  # micro-batches per optimizer step, over all processes (torchrun rounds it up)
 # model
 n_layer = 4
 n_head = 4
@@ -63,47 +66,84 @@ dtype = "auto"  # 'auto', 'float32', 'bfloat16' or 'float16'
 compile = "auto"  # torch.compile; 'auto' = on for CUDA, where it pays
 compile_mode = "default"  # 'reduce-overhead' or 'max-autotune' add CUDA graphs: for tiny models on a GPU
 seed = 1337
-config = configure(globals())
+config = configure(globals(), {
+    "batch_size": POSITIVE, "block_size": POSITIVE, "gradient_accumulation_steps": POSITIVE, "n_layer": POSITIVE,
+    "n_head": POSITIVE, "n_embd": POSITIVE, "max_iters": POSITIVE, "eval_interval": POSITIVE, "eval_iters": POSITIVE,
+    "log_interval": POSITIVE, "sample_tokens": COUNT, "dropout": FRACTION, "beta1": FRACTION, "beta2": FRACTION,
+    "learning_rate": POSITIVE_NUMBER, "min_lr": COUNT, "weight_decay": COUNT, "grad_clip": COUNT,
+    "warmup_iters": COUNT, "lr_decay_iters": COUNT, "init_from": one_of("scratch", "resume"),
+    "compile": one_of("auto", True, False), "compile_mode": one_of("default", "reduce-overhead", "max-autotune")})
+if n_embd % n_head:
+    die(f"n_embd={n_embd} must be a multiple of n_head={n_head}: each head gets n_embd / n_head dimensions")
 
 # ---------------------------------------------------------------------------------------------
-device = resolve_device(device)
 ddp = "RANK" in os.environ  # set by torchrun
 rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 master = rank == 0  # only the first process evaluates, logs and writes checkpoints
+log = print if master else (lambda *args, **kwargs: None)
 if ddp:
-    if gradient_accumulation_steps % world_size:
-        die(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of the {world_size} processes")
+    if gradient_accumulation_steps % world_size:  # each process takes an equal share of the micro-batches
+        rounded = -(-gradient_accumulation_steps // world_size) * world_size
+        log(f"gradient_accumulation_steps={gradient_accumulation_steps} rounded up to {rounded}, "
+            f"a multiple of the {world_size} processes")
+        gradient_accumulation_steps = config["gradient_accumulation_steps"] = rounded
     gradient_accumulation_steps //= world_size  # the global batch stays what the settings say
-    if device.startswith("cuda"):
+    if device in ("auto", "cuda") and torch.cuda.is_available():
         device = f"cuda:{os.environ['LOCAL_RANK']}"
         torch.cuda.set_device(device)
+device, dtype, ptdtype, autocast = precision(device, dtype)
+if ddp:
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
 device_type = device.split(":")[0]
-dtype = resolve_dtype(dtype, device)
 compile = device_type == "cuda" if compile == "auto" else compile
-ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-autocast = torch.autocast(device_type, dtype=ptdtype, enabled=dtype != "float32")
 torch.manual_seed(seed + rank)
-torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+# out_dir: checked now, not at the first save minutes in; a trained model is never replaced unasked
+ckpt_path = os.path.join(out_dir, "ckpt.pt")
+if master:
+    if not out_dir.strip():
+        die("out_dir is empty; pass --out_dir=FOLDER")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        open(os.path.join(out_dir, ".write_test"), "w").close()
+        os.remove(os.path.join(out_dir, ".write_test"))
+    except OSError as e:
+        die(f"cannot write into out_dir={out_dir} ({e.strerror}); choose a writable folder")
+    if init_from == "scratch" and os.path.exists(ckpt_path) and not overwrite:
+        die(f"{ckpt_path} already holds a model; continue it with --init_from=resume, replace it with "
+            f"--overwrite=True, or choose another --out_dir")
 
 # data: uint16 token ids, read through a memory map so a 2 GB split costs no RAM
 data_dir = os.path.join("data", dataset)
+remake = f"rerun {prepare_command(dataset)}"
 if not os.path.exists(os.path.join(data_dir, "train.bin")):
-    die(f"no prepared data in {data_dir}/; make it with: python prepare.py --dataset={dataset}")
-with open(os.path.join(data_dir, "meta.json")) as f:
-    meta = json.load(f)
-tokenizer_text = open(os.path.join(data_dir, "tokenizer.tiktoken")).read()
-enc = tokenizer.get_encoding(tokenizer_text)
+    die(f"no prepared data in {data_dir}/; make it with: {prepare_command(dataset)}")
+try:
+    with open(os.path.join(data_dir, "meta.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    tokenizer_text = open(os.path.join(data_dir, "tokenizer.tiktoken"), encoding="utf-8").read()
+    enc = tokenizer.get_encoding(tokenizer_text)
+    counts = {split: meta[split]["tokens"] for split in ("train", "val")}
+except (OSError, ValueError, KeyError, TypeError) as e:  # missing, empty, half-written, not ours
+    die(f"{data_dir}/ is incomplete or damaged ({type(e).__name__}: meta.json or tokenizer.tiktoken); {remake}")
+remake = f"rerun {prepare_command(dataset, meta.get('dataset'))}"
+if meta.get("tokenizer_sha256") != tokenizer.digest(tokenizer_text):
+    die(f"the bins in {data_dir}/ were made with another tokenizer than its tokenizer.tiktoken; "
+        f"{remake} --stage=pretokenize")
 eot = enc.eot_token
-bins = {split: np.memmap(os.path.join(data_dir, f"{split}.bin"), dtype=np.uint16, mode="r") for split in ("train", "val")}
-for split, data in bins.items():
-    if len(data) <= block_size + 1:
-        die(f"{data_dir}/{split}.bin holds {len(data)} tokens, too few for block_size={block_size}; prepare more stories")
-    if int(data.max()) >= enc.n_vocab:
-        die(f"{data_dir}/{split}.bin holds token ids up to {int(data.max())}, beyond the tokenizer's {enc.n_vocab}: "
-            f"the bins and tokenizer come from different runs; rerun python prepare.py --dataset={dataset}")
+bins = {}
+for split, count in counts.items():
+    path = os.path.join(data_dir, f"{split}.bin")
+    size = os.path.getsize(path) if os.path.exists(path) else -1
+    if size != 2 * count:
+        die(f"{path} holds {max(size, 0):,} bytes, not the {2 * count:,} that meta.json counts; {remake}")
+    if count <= block_size + 1:
+        die(f"{path} holds {count} tokens, too few for block_size={block_size}; prepare more stories")
+    bins[split] = np.memmap(path, dtype=np.uint16, mode="r")
+    if int(bins[split].max()) >= enc.n_vocab:
+        die(f"{path} holds token ids up to {int(bins[split].max())}, beyond the tokenizer's {enc.n_vocab}: "
+            f"the bins and tokenizer come from different runs; {remake}")
 tokens_per_iter = gradient_accumulation_steps * world_size * batch_size * block_size
-log = print if master else (lambda *args, **kwargs: None)
 log(f"data: {dataset}, {len(bins['train']):,} train tokens, {tokens_per_iter:,} tokens per iteration")
 
 
@@ -128,21 +168,31 @@ def get_batch(split, rng):
 model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size,
                   bias=bias, vocab_size=enc.n_vocab, dropout=dropout)
 iter_num, best_val_loss = 0, float("inf")
-ckpt_path = os.path.join(out_dir, "ckpt.pt")
 if init_from == "resume":
     if not os.path.exists(ckpt_path):
         die(f"no checkpoint at {ckpt_path} to resume from; start one with --init_from=scratch")
     # to the CPU: the saved RNG state must stay there (set_rng_state rejects a CUDA tensor), and
     # load_state_dict below moves weights and optimizer state onto the model's device anyway
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        ckpt["model_args"], ckpt["iter_num"]
+    except Exception as e:  # noqa: BLE001 - empty, truncated or not ours: one fix
+        die(f"{ckpt_path} is not a checkpoint that train.py wrote ({type(e).__name__}); start anew with --overwrite=True")
     if ckpt["tokenizer"] != tokenizer_text:
         die(f"{ckpt_path} was trained with another tokenizer than {data_dir}/; resume on the dataset it was trained on "
             f"(--dataset={ckpt['config'].get('dataset')}) or start a new --out_dir")
     if block_size > ckpt["model_args"]["block_size"]:
         die(f"block_size={block_size} is above the checkpoint's {ckpt['model_args']['block_size']}; pass --block_size=<= that")
-    model_args.update({k: ckpt["model_args"][k] for k in ("n_layer", "n_head", "n_embd", "bias", "vocab_size", "block_size")})
-elif init_from != "scratch":
-    die(f"init_from must be 'scratch' or 'resume', not {init_from!r}")
+    shape = ("n_layer", "n_head", "n_embd", "bias")
+    clash = [f"{k}={config[k]!r} (the checkpoint's is {ckpt['model_args'][k]!r})" for k in shape
+             if k in given() and config[k] != ckpt["model_args"][k]]
+    if clash:
+        die(f"a resumed run keeps its checkpoint's shape, but the settings ask {', '.join(clash)}; "
+            f"drop those settings, or train that shape in a new --out_dir")
+    if max_iters <= ckpt["iter_num"]:
+        die(f"{ckpt_path} is at iteration {ckpt['iter_num']} already; pass --max_iters above that to train on")
+    model_args.update({k: ckpt["model_args"][k] for k in (*shape, "vocab_size", "block_size")})
+    config.update({k: ckpt["model_args"][k] for k in shape})  # the checkpoint records the shape it really has
 model = GPT(GPTConfig(**model_args)).to(device)
 optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
 if init_from == "resume":
@@ -167,6 +217,7 @@ if cuda_graphs:  # gradients live outside the graphs' memory, which each replay 
 eval_model = model  # evals run on the master alone, outside DDP's collective calls
 if ddp:
     model = DDP(model, device_ids=[torch.cuda.current_device()] if device_type == "cuda" else None)
+log(f"measuring this device's peak matmul rate at {dtype} (about a second)...")
 peak = peak_flops(device, ptdtype)
 log(f"measured peak of this device at {dtype}: {peak / 1e12:.2f} TFLOP/s (MFU is against this)")
 
@@ -207,10 +258,7 @@ def save_checkpoint():
     state = dict(model=raw_model.state_dict(), optimizer=optimizer.state_dict(), model_args=model_args,
                  iter_num=iter_num, best_val_loss=best_val_loss, config=config, tokenizer=tokenizer_text,
                  torch_rng=torch.get_rng_state())
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = ckpt_path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, ckpt_path)  # a kill mid-write leaves the previous checkpoint whole
+    atomic_write(ckpt_path, lambda f: torch.save(state, f), "wb")  # a kill mid-write leaves the last one whole
 
 
 val_tokens_per_byte = meta["val"]["tokens"] / meta["val"]["bytes"]

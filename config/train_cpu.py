@@ -1,7 +1,7 @@
-# A model that a 2-core laptop CPU trains in about 15 minutes on the built-in stories:
-#   python prepare.py --dataset=synthetic && python train.py config/train_cpu.py
+# A 4-layer model for a 2-core laptop CPU, on the shipped corpus:
+#   python prepare.py && python train.py config/train_cpu.py
 out_dir = "out-cpu"
-dataset = "synthetic"
+dataset = "corpus"
 n_layer = 4
 n_head = 4
 n_embd = 192

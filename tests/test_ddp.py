@@ -9,7 +9,7 @@ import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMON = ["--dataset=synthetic", "--n_layer=1", "--n_head=4", "--n_embd=64", "--block_size=64", "--batch_size=8",
+COMMON = ["--n_layer=1", "--n_head=4", "--n_embd=64", "--block_size=64", "--batch_size=8",
           "--gradient_accumulation_steps=2", "--eval_iters=2", "--sample_tokens=4", "--warmup_iters=2",
           "--log_interval=1", "--eval_interval=3", "--lr_decay_iters=6"]
 
@@ -42,7 +42,7 @@ def weights(path):
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     work = tmp_path_factory.mktemp("ddp")
-    subprocess.run([sys.executable, os.path.join(ROOT, "prepare.py"), "--dataset=synthetic", "--num_stories=600",
+    subprocess.run([sys.executable, os.path.join(ROOT, "prepare.py"), "--num_stories=600",
                     "--vocab_size=300", "--workers=1"], cwd=work, check=True, capture_output=True, timeout=120)
     return work
 
@@ -86,3 +86,15 @@ def test_resume_under_torchrun_ends_where_the_unbroken_run_ends(work, runs):
     a, b = weights(work / "ddp" / "ckpt.pt"), weights(work / "broken" / "ckpt.pt")
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-5), name
+
+
+def test_the_readmes_torchrun_line_runs_with_the_default_accumulation(work):
+    """gradient_accumulation_steps counts micro-batches over all processes: the default 1 becomes 2
+    under two processes (one each), and the log says so."""
+    args = [a for a in COMMON if not a.startswith("--gradient_accumulation_steps")]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             os.path.join(ROOT, "train.py"), *args, "--out_dir=defaults", "--max_iters=2"],
+                            cwd=work, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "gradient_accumulation_steps=1 rounded up to 2, a multiple of the 2 processes" in result.stdout
+    assert "1,024 tokens per iteration" in result.stdout and (work / "defaults" / "ckpt.pt").exists()

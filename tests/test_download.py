@@ -21,8 +21,8 @@ import pytest
 
 import download
 import prepare
-import stories
 import tokenizer
+from conftest import corpus_stories
 from tokenizer import EOT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,8 +39,8 @@ def cleaned(data):
     return [s.strip() for s in data.decode().split(EOT) if s.strip()]
 
 
-TRAIN = story_file(r["story"] for r in stories.generate_stories(700, seed=1))  # ~700 KB: several download chunks
-VAL = story_file(r["story"] for r in stories.generate_stories(60, seed=2))
+TRAIN = story_file(corpus_stories(500))  # ~600 KB: several download chunks
+VAL = story_file(corpus_stories(40, start=500))
 
 
 class FakeHub:
@@ -180,7 +180,7 @@ def test_a_static_server_gives_bins_that_decode_to_the_cleaned_stories(clean):
         ids = np.fromfile(data / f"{split}.bin", dtype=np.uint16)
         assert enc.decode(ids.tolist()).split(EOT)[:-1] == cleaned(raw)
         assert (work / "data" / "downloads" / (V2[1] if split == "train" else V2[2])).read_bytes() == raw
-    assert len(cleaned(TRAIN)) == 700 and "MB/s" in stdout
+    assert len(cleaned(TRAIN)) == 500 and "MB/s" in stdout
     assert n_first == 2 and n_after == 2 and "nothing to fetch" in again  # a second run downloads nothing
 
 
@@ -221,7 +221,7 @@ def test_no_server_at_all_says_so(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # free, and nothing listens once closed
     r = prepare_run("--dataset=tinystories", cwd=tmp_path, endpoint=f"http://127.0.0.1:{port}", check=False)
-    assert_one_line_error(r, "ConnectionError", "no internet?", "--dataset=synthetic")
+    assert_one_line_error(r, "ConnectionError", "no internet?", "python prepare.py")
 
 
 def test_the_token_goes_as_a_bearer_and_is_never_printed(hub, tmp_path):
@@ -315,14 +315,14 @@ def test_download_resumes_a_part_and_skips_what_a_rangeless_server_resends(hub, 
 def test_gpt2_offline_fails_in_one_line_naming_the_default(tmp_path):
     dead = "http://127.0.0.1:9"  # no cached vocabulary, and a proxy that refuses: offline wherever the test runs
     env = {"TIKTOKEN_CACHE_DIR": str(tmp_path / "empty"), "HTTPS_PROXY": dead, "HTTP_PROXY": dead}
-    r = prepare_run("--dataset=synthetic", "--tokenizer=gpt2", cwd=tmp_path, endpoint="http://127.0.0.1:9", env=env,
+    r = prepare_run("--tokenizer=gpt2", cwd=tmp_path, endpoint="http://127.0.0.1:9", env=env,
                     check=False)
     assert_one_line_error(r, "--tokenizer=gpt2", "default --tokenizer=bpe")
     assert not (tmp_path / "data").exists()  # it failed before making anything
 
 
 def test_gpt2_compaction_keeps_its_tokens_and_decodes_anything(tmp_path):
-    docs = [r["story"] for r in stories.generate_stories(300, seed=3)]
+    docs = corpus_stories(200)
     base = tokenizer.get_encoding(tokenizer.train_bpe(docs, 1500))  # stands in for tiktoken's GPT-2
     ranks, base_ids = tokenizer.compact_ranks(base, docs[:40])
     tokenizer.save_ranks(ranks, tmp_path / "tokenizer.tiktoken")
@@ -337,7 +337,7 @@ def test_gpt2_compaction_keeps_its_tokens_and_decodes_anything(tmp_path):
 def test_gpt2_path_writes_a_plain_tokenizer_the_gpt2_ids_and_exact_bins(tmp_path, monkeypatch):
     data = tmp_path / "x"
     data.mkdir()
-    texts = [r["story"] for r in stories.generate_stories(200, seed=4)]
+    texts = corpus_stories(200)
     prepare.write_stories(str(data / "train.txt"), texts[:180], 180)
     prepare.write_stories(str(data / "val.txt"), texts[180:], 20)
     base = tokenizer.get_encoding(tokenizer.train_bpe(texts[100:], 800))  # stands in for GPT-2: no network here
