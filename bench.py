@@ -3,9 +3,9 @@ bench.py: how fast this code trains, samples and tokenizes on this machine, thro
 that train.py, sample.py and prepare.py run, with nanoGPT timed the same way in the same run.
 
     python bench.py                                    # the table; about 5 minutes on a 2-core CPU
-    python bench.py --json=bench.json                  # plus one flat JSON object, for machines
+    python bench.py --json_out=bench.json              # plus one flat JSON object, for machines
     python bench.py --nanogpt=/path/to/nanoGPT/model.py   # compare against it (default: /tmp/nanogpt/model.py)
-    python bench.py --device=cuda --shapes=a,b,33m --compile_mode=reduce-overhead --profile=True
+    python bench.py --device=cuda --repeats=1 --shapes=a,b,33m --compile_mode=reduce-overhead --profile=True
 
 How each figure is made, so that it means what the scripts do:
   training  train.py itself runs (a subprocess) on a dataset prepared here, logging every iteration
@@ -17,13 +17,13 @@ How each figure is made, so that it means what the scripts do:
             Runs alternate, ours then theirs, so other load on the machine hits both alike.
   sampling  model.stream() under sample.py's autocast, shape (b), 256 new tokens from <|endoftext|>;
             "recompute" runs the whole context through the model for every token, as nanoGPT does.
-  prepare   prepare.py's own train_tokenizer() and pretokenize() (its worker pool) on the built-in
-            stories; the limit is workers x the MB/s of one process's plain encode_ordinary loop.
+  prepare   prepare.py's own train_tokenizer() and pretokenize() (its worker pool) on the shipped
+            corpus; the limit is workers x the MB/s of one process's plain encode_ordinary loop.
 """
 import contextlib
 import importlib.util
 import io
-import json as jsonlib
+import json
 import os
 import re
 import runpy
@@ -37,7 +37,7 @@ import warnings
 
 import numpy as np
 
-from configurator import configure, die, resolve_device, resolve_dtype
+from lib.configurator import POSITIVE, configure, die
 
 device = "auto"
 dtype = "auto"  # passed to train.py; sampling uses the same choice, as sample.py does
@@ -46,16 +46,18 @@ compile_mode = "default"  # passed to train.py: 'reduce-overhead' / 'max-autotun
 shapes = "a,b,33m"  # training shapes to time: a, b (the tiny ones) and 33m (config/paper_33m.py)
 nanogpt = "/tmp/nanogpt/model.py"  # nanoGPT's model.py, timed alongside when the file exists; '' skips
 nanogpt_shapes = "a,b"
-repeats = 0  # runs of each measurement; 0 = 3 on a CPU, 1 on a GPU (steadier; compiling is slow)
-iters = 0  # training iterations per run; 0 = the defaults below, long enough for a steady median
-sample = True  # time sampling
+repeats = 3  # runs of each measurement (a GPU is steadier, and compiling slow: --repeats=1 there)
+iters = "auto"  # training iterations per run: 'auto' = schedule()'s per shape and device, or a number
+time_sampling = True
 new_tokens = 256  # tokens each sampling run generates
-prepare = True  # time the tokenizer stages (the dataset is prepared either way)
+time_prepare = True  # time the tokenizer stages (the dataset is prepared either way)
 profile = False  # print the top kernels of a few training steps of the first shape (flash attention?)
 num_stories = 0  # stories of the shipped corpus to prepare; 0 = all (about 12 MB of text)
 work_dir = ""  # where the dataset and checkpoints go; default: a temporary folder, removed at the end
-json = ""  # also write the figures as one flat JSON object to this path
+json_out = ""  # also write the figures as one flat JSON object to this path
 nanogpt_run = ""  # (internal) time nanoGPT on this shape in this fresh process and print JSON, as train.py runs fresh
+configure(globals(), {"repeats": POSITIVE, "new_tokens": POSITIVE,
+                      "iters": (lambda v: v == "auto" or v.isdigit() and int(v) > 1, "'auto' or a number above 1")})
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 USER_ENV = dict(os.environ)  # nanoGPT runs in this, without the huge-pages setting train.py adds
@@ -100,8 +102,9 @@ def prepare_data(work, runs, measure):
     """The shipped corpus through prepare.py's stages, timed; then data/bench for train.py: the same
     bins, with the tokenizer padded to 4,096 ids (should the corpus hold fewer distinct merges than
     that, the padding ids never occur; they only give the model the shapes' vocabulary)."""
-    import prepare as prep
-    import tokenizer
+    import prepare as prep  # imported, it keeps its defaults: the settings below are ours
+    from lib import tokenizer
+    from lib.corpus import read_stories
     prep.dataset, prep.num_stories, prep.vocab_size = "corpus", num_stories, VOCAB
     data_dir = os.path.join(work, "data", "corpus")
     os.makedirs(data_dir, exist_ok=True)
@@ -110,12 +113,11 @@ def prepare_data(work, runs, measure):
     bpe = timed(lambda: quiet(prep.train_tokenizer, data_dir), runs if measure else 1, warmup=0)
     pipeline = timed(lambda: quiet(prep.pretokenize, data_dir), runs if measure else 1, warmup=0)
     with open(os.path.join(data_dir, "meta.json")) as f:
-        meta = jsonlib.load(f)
+        meta = json.load(f)
     if measure:
         mb = sum(meta[s]["bytes"] for s in ("train", "val")) / 1e6
         enc = tokenizer.load_encoding(os.path.join(data_dir, "tokenizer.tiktoken"))
-        stories = [s for split in ("train", "val") for s in prep.read_stories(
-            os.path.join(data_dir, f"{split}.txt"), 0, os.path.getsize(os.path.join(data_dir, f"{split}.txt")))]
+        stories = [s for split in ("train", "val") for s in read_stories(os.path.join(data_dir, f"{split}.txt"))]
         one = timed(lambda: [enc.encode_ordinary(s) for s in stories], runs)
         jobs = len(prep.story_ranges(os.path.join(data_dir, "train.txt"), prep.chunk_mb << 20))
         workers = max(1, min(prep.workers, jobs))  # the processes pretokenize really runs
@@ -141,7 +143,9 @@ def schedule(name, on_gpu):
     iteration, as syncing each one would cost it time; its first lines include compiling."""
     n, every, skip = ((300, 10, 5) if name in TINY else (100, 10, 2)) if on_gpu else \
         ((30, 1, 5) if name == "a" else (12, 1, 2) if name == "b" else (6, 1, 2))
-    return (iters, every, min(skip, iters // every - 1)) if iters else (n, every, skip)
+    if iters == "auto":
+        return n, every, skip
+    return int(iters), every, min(skip, int(iters) // every - 1)
 
 
 def train_run(name, args, work, on_gpu):
@@ -171,6 +175,12 @@ def flops_per_token(args):
     return model.flops_per_token(args["block_size"])
 
 
+def nanogpt_autocast(dev):
+    """nanoGPT's own precision choice: bf16 autocast on a GPU, plain fp32 elsewhere."""
+    import torch
+    return torch.autocast("cuda", dtype=torch.bfloat16) if dev.startswith("cuda") else contextlib.nullcontext()
+
+
 def load_nanogpt(path):
     spec = importlib.util.spec_from_file_location("nanogpt_model", path)
     module = importlib.util.module_from_spec(spec)
@@ -186,7 +196,7 @@ def nanogpt_subprocess(name, work):
     result = subprocess.run(cmd, capture_output=True, text=True, env=USER_ENV)
     if result.returncode != 0:
         die(f"nanoGPT's run on shape {name} failed:\n{result.stderr[-3000:]}")
-    return jsonlib.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def nanogpt_train(name, args, work, dev, on_gpu):
@@ -198,7 +208,7 @@ def nanogpt_train(name, args, work, dev, on_gpu):
     shape = {k: args[k] for k in ("n_layer", "n_head", "n_embd", "block_size")}
     model = quiet(ng.GPT, ng.GPTConfig(vocab_size=VOCAB, dropout=0.0, bias=False, **shape)).to(dev)
     optimizer = quiet(model.configure_optimizers, 0.1, 1e-3, (0.9, 0.95), dev.split(":")[0])
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else contextlib.nullcontext()
+    ctx = nanogpt_autocast(dev)
     step_model = torch.compile(model) if on_gpu else model
     data = np.memmap(os.path.join(work, "data", "bench", "train.bin"), dtype=np.uint16, mode="r")
     B, T = args["batch_size"], args["block_size"]
@@ -231,7 +241,7 @@ def nanogpt_train(name, args, work, dev, on_gpu):
 
 
 # ----------------------------------------------------------------------------------------- sampling
-def bench_sampling(dev, ptdtype, runs, out):
+def bench_sampling(dev, autocast, runs, out):
     import torch
     from model import GPT, GPTConfig
     torch.manual_seed(1337)
@@ -239,7 +249,6 @@ def bench_sampling(dev, ptdtype, runs, out):
     model = GPT(GPTConfig(**cfg)).to(dev).eval()
     eot, new = VOCAB - 1, new_tokens
     sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
-    autocast = torch.autocast(dev.split(":")[0], dtype=ptdtype, enabled=ptdtype != torch.float32)
 
     def kv(batch):
         for step in model.stream([[eot]] * batch, new):
@@ -266,11 +275,9 @@ def bench_sampling(dev, ptdtype, runs, out):
     if nanogpt and os.path.exists(nanogpt):
         ng = load_nanogpt(nanogpt)
         theirs = quiet(ng.GPT, ng.GPTConfig(dropout=0.0, bias=False, **cfg)).to(dev).eval()
-        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if dev.startswith("cuda") else contextlib.nullcontext()
-
         @torch.no_grad()
         def theirs_generate():
-            with ctx:
+            with nanogpt_autocast(dev):
                 theirs.generate(torch.full((1, 1), eot, device=dev), new).tolist()
 
         out["nanogpt_sample_b_tokens_per_s"] = new / timed(theirs_generate, runs)
@@ -279,7 +286,7 @@ def bench_sampling(dev, ptdtype, runs, out):
 
 
 # ---------------------------------------------------------------------------------------- profiling
-def profile_steps(name, args, dev, ptdtype):
+def profile_steps(name, args, dev, autocast):
     """A few of train.py's steps of one shape under the profiler: the kernels that take the time."""
     import torch
     from model import GPT, GPTConfig
@@ -293,7 +300,7 @@ def profile_steps(name, args, dev, ptdtype):
     def step():
         if use_compile and on_gpu and compile_mode != "default":
             torch.compiler.cudagraph_mark_step_begin()
-        with torch.autocast(dev.split(":")[0], dtype=ptdtype, enabled=ptdtype != torch.float32):
+        with autocast:
             _, loss = step_model(x, x)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -326,14 +333,14 @@ def fmt(x, unit=""):
 
 def main():
     sys.stdout.reconfigure(line_buffering=True)  # each line out at once: a time limit keeps what was done
-    configure(globals())
+    from lib.device import precision, resolve_device
     dev = resolve_device(device)
     on_gpu = dev.startswith("cuda")
     if nanogpt_run:  # nanoGPT as it ships: without train.py's huge-pages setting
-        print(jsonlib.dumps(nanogpt_train(nanogpt_run, shape_args(nanogpt_run, on_gpu), work_dir, dev, on_gpu)))
+        print(json.dumps(nanogpt_train(nanogpt_run, shape_args(nanogpt_run, on_gpu), work_dir, dev, on_gpu)))
         return
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # sampling and --profile allocate as train.py does
-    runs = repeats or (1 if on_gpu else 3)
+    runs = repeats
     names = [s for s in shapes.split(",") if s]
     args = {name: shape_args(name, on_gpu) for name in names}
     work = work_dir or tempfile.mkdtemp(prefix="bench-")
@@ -343,7 +350,7 @@ def main():
         print(f"(no nanoGPT model.py at {nanogpt}: no comparison; pass --nanogpt=PATH)")
     t_start = time.time()
     # before torch runs anything: prepare.py's worker pool forks this process
-    out = prepare_data(work, runs, prepare)
+    out = prepare_data(work, runs, time_prepare)
     import torch
     if on_gpu:
         hardware = torch.cuda.get_device_name(dev)
@@ -351,12 +358,12 @@ def main():
         cpuinfo = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
         found = re.search(r"model name\s*:\s*(.*)", cpuinfo)
         hardware = f"{found.group(1) if found else 'CPU'}, {torch.get_num_threads()} threads"
-    ptdtype = getattr(torch, resolve_dtype(dtype, dev))
-    out.update(device=dev, device_name=hardware, torch=torch.__version__, dtype=str(ptdtype).replace("torch.", ""),
+    _, dtype_name, _, autocast = precision(dev, dtype)  # as sample.py decides it
+    out.update(device=dev, device_name=hardware, torch=torch.__version__, dtype=dtype_name,
                compile_mode=compile_mode, runs=runs)
 
     if profile and names:  # first: on a GPU its compile also warms the cache for train.py's
-        out["profile_attention"] = "; ".join(profile_steps(names[0], args[names[0]], dev, ptdtype))
+        out["profile_attention"] = "; ".join(profile_steps(names[0], args[names[0]], dev, autocast))
     results, theirs = {}, {}
     for r in range(runs):  # interleaved: ours, theirs, next shape
         for name_ in names:
@@ -384,8 +391,8 @@ def main():
             out[f"nanogpt_train_{name_}_tokens_per_s"] = statistics.median(theirs[name_])
             out[f"train_{name_}_vs_nanogpt"] = tps / out[f"nanogpt_train_{name_}_tokens_per_s"]
         out["peak_tflops"], out["compile"] = peak / 1e12, res["compile"]
-    if sample:
-        bench_sampling(dev, ptdtype, runs, out)
+    if time_sampling:
+        bench_sampling(dev, autocast, runs, out)
     out["bench_s"] = time.time() - t_start
 
     # ------------------------------------------------------------------ the table
@@ -408,7 +415,7 @@ def main():
             print(row)
         if theirs:
             print(f"  nanoGPT: its model.py and loop, {'bf16 autocast, torch.compile' if on_gpu else 'fp32, eager'}, same shapes and batches")
-    if sample:
+    if time_sampling:
         print(f"\nsampling: shape b, {new_tokens} new tokens, {out['dtype']}, tokens/s")
         print(f"  {'batch':6} {'KV cache':>9} {'recompute':>10} {'cache gain':>11}" + (f" {'nanoGPT generate':>17} {'ratio':>6}" if g("nanogpt_sample_b_tokens_per_s") else ""))
         for batch, tag in ((1, ""), (8, "_batch8")):
@@ -417,17 +424,17 @@ def main():
             if batch == 1 and g("nanogpt_sample_b_tokens_per_s"):
                 row += f" {fmt(g('nanogpt_sample_b_tokens_per_s')):>17} {g('sample_b_kv_vs_nanogpt'):>5.1f}x"
             print(row)
-    if prepare:
-        print(f"\nprepare: {g('encode_text_mb'):.1f} MB of built-in stories")
+    if time_prepare:
+        print(f"\nprepare: {g('encode_text_mb'):.1f} MB of the shipped corpus")
         print(f"  BPE encode, pretokenize's pool of {g('encode_workers')}: {fmt(g('encode_mb_per_s'))} MB/s; limit "
               f"{g('encode_workers')} x {fmt(g('tiktoken_1proc_mb_per_s'))} MB/s (one process's encode_ordinary) = "
               f"{fmt(g('tiktoken_mb_per_s'))} MB/s: {g('encode_vs_limit'):.0%} of it")
         print(f"  BPE training: {g('bpe_train_s'):.1f} s for {g('bpe_vocab')} tokens from {g('bpe_sample_mb'):.1f} MB")
     print(f"\n(bench took {out['bench_s']:.0f} s)")
-    if json:
-        with open(json, "w") as f:
-            jsonlib.dump(out, f, indent=1)
-        print(f"wrote {json}")
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump(out, f, indent=1)
+        print(f"wrote {json_out}")
     if not work_dir:
         shutil.rmtree(work, ignore_errors=True)
 

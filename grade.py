@@ -22,12 +22,12 @@ from collections import Counter
 
 import torch
 
-import llm
-import metrics
-import tokenizer
-from configurator import COUNT, POSITIVE, configure, die, one_of, precision
+from lib import llm, metrics, tokenizer
+from lib.configurator import COUNT, POSITIVE, configure, die, one_of
+from lib.corpus import read_stories
+from lib.device import precision
+from lib.progress import Progress
 from model import load_checkpoint
-from progress import Progress
 
 out_dir = "out"  # checkpoint folder; several, comma-separated, are graded side by side
 prompts = "prompts.txt"  # story beginnings, one a line (a relative path not found here is looked up next to grade.py)
@@ -181,7 +181,7 @@ def offline_metrics(ckpt_dir, ckpt, model, enc, rows):
         m["required_words_used"] = round(sum(metrics.required_words_used(r["text"], r["words"]) for r in rows) / len(rows), 4)
     path = text or os.path.join("data", dataset, "val.txt")
     if os.path.exists(path):
-        stories = metrics.read_stories(path, max_chars=bpb_tokens * 16)  # plenty for the tokens wanted
+        stories = read_stories(path, end=bpb_tokens * 16)  # plenty for the tokens wanted
         m["bpb"] = round(metrics.bits_per_byte(model, enc, stories, bpb_tokens, device, autocast), 4)
         m["bpb_text"] = path
     else:
@@ -189,7 +189,7 @@ def offline_metrics(ckpt_dir, ckpt, model, enc, rows):
     train_txt = os.path.join("data", dataset, "train.txt")
     if os.path.exists(train_txt):
         if train_txt not in memo_index:
-            memo_index[train_txt] = metrics.CorpusIndex(metrics.read_stories(train_txt, max_stories=memo_stories))
+            memo_index[train_txt] = metrics.CorpusIndex(read_stories(train_txt, limit=memo_stories))
         index = memo_index[train_txt]
         longest = [index.longest_copied(t) for t in texts]
         rouge = [index.rouge2(t) for t in texts]
@@ -266,8 +266,7 @@ def estimate(todo):
             prompt_tok += history
             history += 150
         completion_tok += 150 * (len(TURNS) - 1) + 40
-    p = llm.price(judge_model)
-    cost = f"${(prompt_tok * p[0] + completion_tok * p[1]) / 1e6:.2f}" if p else f"unknown ({judge_model} is not in llm.PRICES)"
+    cost = llm.estimated_cost(judge_model, prompt_tok, completion_tok)
     print(f"dry run: {len(todo)} conversations, {len(todo) * len(TURNS)} requests, about {prompt_tok:,} prompt + "
           f"{completion_tok:,} completion tokens, estimated cost {cost}; nothing was sent")
 
@@ -296,24 +295,17 @@ class Caches:
 
 def send(todo, caches):
     """Carry every conversation in todo on to its end on `workers` threads."""
-    try:
-        client = llm.Client(judge_model, api_base=api_base or None, max_requests=max_requests,
-                            timeout=timeout, max_retries=max_retries, backoff=backoff)
-    except llm.LLMError as e:
-        die(str(e))
-    progress, over_budget = Progress("judge", len(todo), " graded", every=2.0), 0
-    for row, _, error in llm.run_parallel(lambda r: ask(client, r, caches.save), list(todo.values()), workers):
-        if isinstance(error, llm.BudgetExceeded):
-            over_budget += 1  # the rest fail at once without sending; keep collecting the in-flight ones
-            continue
-        if isinstance(error, llm.LLMError):
-            die(str(error))  # every reply so far is cached: a rerun resumes from here
-        if error is not None:
-            raise error
+    client = llm.connect(judge_model, api_base, max_requests, timeout, max_retries, backoff)
+    progress = Progress("judge", len(todo), " graded", every=2.0)
+
+    def take(row, _):
         spent = client.cost()
         progress.update(1, f", {client.requests_sent} requests" + (f", ${spent:.3f}" if spent is not None else ""))
-    if over_budget:
-        print(f"judge: stopped at --max_requests={max_requests}; {over_budget} conversations left unfinished "
+    capped, failed = llm.ask_all(lambda r: ask(client, r, caches.save), list(todo.values()), workers, take)
+    if failed:
+        die(str(failed) + " (every reply so far is cached: a rerun resumes from there)")
+    if capped:
+        print(f"judge: stopped at --max_requests={max_requests}; {capped} conversations left unfinished "
               "(rerun with a higher cap to finish them; no reply is asked for twice)")
     spent = client.cost()
     print(f"judge: {client.requests_sent} requests, {client.prompt_tokens:,} prompt + {client.completion_tokens:,} "

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from configurator import die
+from lib.configurator import die
 
 
 @dataclass
@@ -25,6 +25,24 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = False      # biases in Linear and LayerNorm layers (GPT-2 had them; not needed)
+
+
+class KVCache:
+    """One layer's keys and values of the tokens seen so far, for generation: room for block_size
+    positions is made once, so nothing is copied as the context grows a token at a time."""
+
+    def __init__(self):
+        self.keys = self.values = None
+        self.n = 0  # positions filled
+
+    def add(self, k, v, block_size):
+        """Append (B, heads, T, head size) keys and values; return all of them so far."""
+        if self.keys is None:
+            self.keys, self.values = (k.new_empty(*k.shape[:2], block_size, k.size(-1)) for _ in range(2))
+        T = k.size(2)
+        self.keys[:, :, self.n:self.n + T], self.values[:, :, self.n:self.n + T] = k, v
+        self.n += T
+        return self.keys[:, :, :self.n], self.values[:, :, :self.n]
 
 
 class SelfAttention(nn.Module):
@@ -39,12 +57,8 @@ class SelfAttention(nn.Module):
     def forward(self, x, cache=None, mask=None):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
-        if cache is not None:  # [None, None] at first, then [keys, values, n]: room for block_size
-            if cache[0] is None:  # positions, the first n filled; preallocated, so no copy grows per token
-                cache[:] = [k.new_empty(B, self.n_head, self.block_size, C // self.n_head) for _ in "kv"] + [0]
-            keys, values, n = cache
-            keys[:, :, n:n + T], values[:, :, n:n + T] = k, v
-            k, v, cache[2] = keys[:, :, :n + T], values[:, :, :n + T], n + T
+        if cache is not None:
+            k, v = cache.add(k, v, self.block_size)
         dropout = self.dropout if self.training else 0.0
         # is_causal aligns the triangle top-left, which is only right when queries and keys coincide;
         # a single new query may see every cached key, and padded batches bring their own mask.
@@ -136,9 +150,10 @@ class GPT(nn.Module):
     @torch.no_grad()
     def stream(self, prompts, max_new_tokens, temperature=1.0, top_k=None, stop_token=None):
         """Yield the next token of every row, a (B,) tensor per step, until all rows have produced
-        stop_token or max_new_tokens are out. prompts: list of token-id lists of any lengths (the short
-        ones are left-padded and masked). Once the context passes block_size, the cache is rebuilt from
-        the last half block: generation can run on past the trained length."""
+        stop_token or max_new_tokens are out. prompts: lists of token ids of any lengths (the short
+        ones are left-padded and masked). The model sees at most block_size tokens: once the context
+        outgrows that, the cache is rebuilt from its last block_size // 2 tokens, so generation runs on
+        past the trained length, and each token is what a fresh forward pass over that window gives."""
         device, block = self.wte.weight.device, self.config.block_size
         B, L = len(prompts), max(map(len, prompts))
         idx = torch.tensor([[0] * (L - len(p)) + list(p) for p in prompts], device=device)
@@ -146,30 +161,14 @@ class GPT(nn.Module):
         done = torch.zeros(B, dtype=torch.bool, device=device)
         caches, start, new = None, max(0, L - block), idx
         for _ in range(max_new_tokens):
-            if caches is None or idx.size(1) - start > block:  # (re)fill the cache from a window
+            if caches is None or idx.size(1) - start > block:  # (re)fill the cache from the window
                 if caches is not None:
                     start = idx.size(1) - block // 2
-                caches, new = [[None, None] for _ in self.h], idx[:, start:]
+                caches, new = [KVCache() for _ in self.h], idx[:, start:]
             keys = real[:, start:]
-            pos = (keys.cumsum(1) - 1).clamp(min=0)[:, -new.size(1):]
-            mask = None
-            if not keys.all():  # padded rows: hide pad keys; pad queries see themselves so nothing is NaN
-                Tq, Tk = new.size(1), keys.size(1)
-                eye = torch.eye(Tk, dtype=torch.bool, device=device)[-Tq:]
-                tril = torch.ones(Tk, Tk, dtype=torch.bool, device=device).tril()[-Tq:]
-                mask = ((tril & keys[:, None, :]) | eye)[:, None]
-            logits, _ = self(new, caches=caches, pos=pos, mask=mask)
-            logits = logits[:, -1, :].float()
-            if temperature == 0:
-                next_token = logits.argmax(-1)
-            else:
-                logits = logits / temperature
-                if top_k is not None:
-                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
-                    logits = logits.masked_fill(logits < kth, -float("inf"))
-                cdf = F.softmax(logits, dim=-1).cumsum(-1)  # inverse-CDF draw: on a CPU 8x faster than multinomial
-                u = torch.rand(B, 1, device=device) * cdf[:, -1:]
-                next_token = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.size(-1) - 1).squeeze(1)
+            pos = (keys.cumsum(1) - 1).clamp(min=0)[:, -new.size(1):]  # a row's first real token is position 0
+            logits, _ = self(new, caches=caches, pos=pos, mask=padding_mask(keys, new.size(1)))
+            next_token = pick(logits[:, -1, :].float(), temperature, top_k)
             yield next_token
             new = next_token[:, None]
             idx, real = torch.cat([idx, new], 1), torch.cat([real, torch.ones_like(new, dtype=torch.bool)], 1)
@@ -186,6 +185,32 @@ class GPT(nn.Module):
                 if not row or row[-1] != stop_token:
                     row.append(t)
         return [r[:-1] if r and r[-1] == stop_token else r for r in rows]
+
+
+def padding_mask(keys, queries):
+    """The attention mask of the last `queries` positions over `keys` (B, T: True where a real token
+    stands), or None when no row is padded. Pad keys are hidden; a pad query sees itself, so that no
+    row of the softmax is empty (NaN)."""
+    if keys.all():
+        return None
+    Tk, device = keys.size(1), keys.device
+    eye = torch.eye(Tk, dtype=torch.bool, device=device)[-queries:]
+    tril = torch.ones(Tk, Tk, dtype=torch.bool, device=device).tril()[-queries:]
+    return ((tril & keys[:, None, :]) | eye)[:, None]
+
+
+def pick(logits, temperature, top_k):
+    """The next token of each row from (B, vocab) logits: greedy at temperature 0, else sampled from
+    the top_k likeliest (all, if None) by an inverse-CDF draw (on a CPU 8x faster than multinomial)."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
+        logits = logits.masked_fill(logits < kth, -float("inf"))
+    cdf = F.softmax(logits, dim=-1).cumsum(-1)
+    u = torch.rand(logits.size(0), 1, device=logits.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.size(-1) - 1).squeeze(1)
 
 
 def load_checkpoint(path, device="cpu"):

@@ -24,12 +24,9 @@ which resumes and verifies, into data/downloads/; the stories stage then cleans 
 and val.txt: each story stripped, empty ones dropped, V1's mis-decoded characters ("â€™" for "’")
 repaired, all else kept as it is.
 """
-import gzip
-import hashlib
 import json
 import multiprocessing as mp
 import os
-import random
 import re
 import time
 from collections import deque
@@ -37,9 +34,10 @@ from collections import deque
 import numpy as np
 import tiktoken
 
-from configurator import COUNT, POSITIVE, atomic_write, configure, die, one_of
-from progress import Progress
-from tokenizer import EOT, compact_ranks, digest, load_encoding, save_ranks, train_bpe
+from lib.configurator import COUNT, POSITIVE, atomic_write, configure, die, one_of
+from lib.corpus import CORPUS, DATASETS, checked_corpus, export_corpus, instruct_text, read_corpus, read_stories, split_rows
+from lib.progress import Progress
+from lib.tokenizer import EOT, compact_ranks, digest, load_encoding, save_ranks, train_bpe
 
 dataset = "corpus"  # corpus, corpus-instruct (shipped) | tinystories, tinystories-v1, tinystories-instruct (downloads) | generate
 stage = "all"  # all | stories | tokenizer | pretokenize
@@ -70,6 +68,13 @@ max_retries = 6  # per request (LLM or download), for 429, 5xx, timeouts and con
 backoff = 1.0  # seconds before the first retry; doubles each time (a Retry-After header wins)
 timeout = 60.0  # seconds per request (for a download: to connect, and between bytes)
 dry_run = False  # print the first request and a cost estimate; send nothing
+config = configure(globals(), {
+    "dataset": one_of(*DATASETS), "stage": one_of("all", "stories", "tokenizer", "pretokenize"),
+    "tokenizer": one_of("bpe", "gpt2"), "vocab_size": (lambda v: 257 < v <= 65536, "in 258..65536"),
+    "num_stories": COUNT, "tokenizer_sample_mb": POSITIVE, "workers": POSITIVE, "chunk_mb": POSITIVE,
+    "batch": one_of("", "write", "read"), "max_requests": COUNT, "max_retries": COUNT,
+    "timeout": (lambda v: v > 0, "a number of seconds above 0"), "backoff": COUNT})
+
 SPLITS = ("train", "val")
 SOURCES = {  # --dataset: (Hugging Face dataset, train file, val file)
     "tinystories": ("roneneldan/TinyStories", "TinyStoriesV2-GPT4-train.txt", "TinyStoriesV2-GPT4-valid.txt"),
@@ -95,111 +100,32 @@ def make_stories(data_dir):
     if dataset in SOURCES:
         return download_stories(data_dir)
     if dataset == "generate":
-        import llm_stories  # only here: the default corpus needs no HTTP or LLM code
-        shipped = (read_corpus(checked_corpus()), CORPUS[3]) if extend else None
-        rows = llm_stories.generate(data_dir, extend=shipped, **{k: globals()[k] for k in GENERATE_SETTINGS})
+        from lib import llm_stories  # only here: the default corpus needs no HTTP or LLM code
+        rows = llm_stories.generate(
+            data_dir, num_stories=num_stories, seed=seed, generate_model=generate_model, api_base=api_base,
+            language=language, recipe=recipe, prompt_file=prompt_file, batch=batch, batch_requests=batch_requests,
+            batch_results=batch_results, max_requests=max_requests, max_retries=max_retries, backoff=backoff,
+            timeout=timeout, workers=workers, dry_run=dry_run,
+            extend=(read_corpus(checked_corpus()), CORPUS[3]) if extend else None)
         if rows is None:  # a batch step that has not finished the corpus: nothing to tokenize yet
             raise SystemExit(0)
         if export:
             export_corpus(rows, export)
         splits = split_rows(rows)
-    elif dataset in ("corpus", "corpus-instruct"):
-        splits = shipped_corpus()
-    else:
-        die(f"unknown dataset '{dataset}'; choose one of: corpus, corpus-instruct, {', '.join(SOURCES)}, generate")
+    else:  # the shipped corpus, plain or in the instruct form
+        rows = read_corpus(checked_corpus())[:num_stories or None]
+        print(f"corpus: {len(rows):,} stories from {CORPUS[0]} (sha256 checked)")
+        splits = split_rows(rows)
     form = instruct_text if dataset == "corpus-instruct" or instruct else (lambda row: row["story"])
     for split, rows in splits.items():
         write_stories(os.path.join(data_dir, f"{split}.txt"), map(form, rows), len(rows))
-
-
-GENERATE_SETTINGS = ("num_stories", "seed", "generate_model", "api_base", "language", "recipe", "prompt_file",
-                     "batch", "batch_requests", "batch_results", "max_requests", "max_retries", "backoff",
-                     "timeout", "workers", "dry_run")
-# The shipped corpus: its file, its number of stories, its sha256 (checked before it is used), and the
-# fingerprint of the requests it answers (llm_stories.fingerprint: the default recipe, prompt and seed).
-CORPUS = ("corpus/stories.jsonl.gz", 733, "1147467dcfd6f8b35e07d308e488a9ad754063bf357ff917aec0d6a8290d7880", "627ecdf21f")
-VAL_EVERY = 20  # request indices i with i % 20 == 19 are val
-
-
-def split_rows(rows):
-    """{train, val: [rows]} by request index, so the split of a story never depends on what else is
-    there; a set too small to hold such an index gives its last story to val."""
-    splits = {"train": [r for r in rows if r["i"] % VAL_EVERY != VAL_EVERY - 1],
-              "val": [r for r in rows if r["i"] % VAL_EVERY == VAL_EVERY - 1]}
-    if not splits["val"] and len(rows) > 1:
-        splits["val"].append(splits["train"].pop())
-    return splits
-
-
-def read_corpus(path):
-    """The rows of a corpus file (gzipped JSONL), in file order."""
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-def checked_corpus():
-    """The shipped corpus's path, once its sha256 is checked."""
-    path, count, sha, _ = CORPUS
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), path)
-    try:
-        digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    except OSError:
-        die(f"the shipped corpus {path} is missing; restore it with: git checkout -- {CORPUS[0]}")
-    if digest != sha:
-        die(f"{path} is not the shipped corpus (sha256 {digest[:12]}..., expected {sha[:12]}...); "
-            f"restore it with: git checkout -- {CORPUS[0]}")
-    return path
-
-
-def shipped_corpus():
-    rows = read_corpus(checked_corpus())[:num_stories or None]
-    print(f"corpus: {len(rows):,} stories from {CORPUS[0]} (sha256 checked)")
-    return split_rows(rows)
-
-
-CORPUS_FIELDS = ("i", "story", "words", "features", "summary", "shown")
-
-
-def export_corpus(rows, path):
-    """Kept rows -> a corpus file like the shipped one: gzipped JSONL in request order, byte-for-byte
-    the same for the same rows (no timestamp in the gzip header), written atomically."""
-    def write(raw):
-        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
-            for r in rows:
-                f.write((json.dumps({k: r[k] for k in CORPUS_FIELDS}, ensure_ascii=False) + "\n").encode())
-    atomic_write(path, write, "wb")
-    print(f"export: {len(rows):,} stories -> {path} ({os.path.getsize(path) / 1e6:.1f} MB, "
-          f"sha256 {hashlib.sha256(open(path, 'rb').read()).hexdigest()})")
-
-
-def sentences(story):
-    """The story's sentences of four words or more (a closing quote stays with its sentence)."""
-    parts = re.split(r'(?<=[.!?])"?\s+', story.replace("\n\n", " "))
-    return [p for p in parts if len(re.findall(r"\w+", p)) >= 4]
-
-
-def instruct_text(row):
-    """A story in TinyStories-Instruct's layout: a random subset of the paper's four instructions
-    (Words, Features, Summary, Random sentence), in random order, then the story. The draw is fixed
-    by the request index, so the instruct corpus is the same on every machine."""
-    rng = random.Random(f"instruct-{row['i']}")
-    lines = [f"Words: {', '.join(row['words'])}"]
-    if row.get("features"):
-        lines.append(f"Features: {', '.join(row['features'])}")
-    if row.get("summary"):
-        lines.append(f"Summary: {row['summary']}")
-    if sentences(row["story"]):
-        lines.append(f"Random sentence: {rng.choice(sentences(row['story']))}")
-    chosen = [line for line in lines if rng.random() < 0.5] or [rng.choice(lines)]
-    rng.shuffle(chosen)
-    return "\n".join(chosen + ["Story: \n" + row["story"]])
 
 
 def download_stories(data_dir):
     """Hugging Face (or the mirror at $HF_ENDPOINT) -> download_dir -> cleaned train.txt and val.txt.
     Whole files are kept, so a second run fetches nothing. With --num_stories the train file is
     fetched only until it holds that many stories and stays a .part, which a later run resumes."""
-    import download  # only here: the shipped corpus needs no HTTP code
+    from lib import download  # only here: the shipped corpus needs no HTTP code
     repo, *files = SOURCES[dataset]
     endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
     os.makedirs(download_dir, exist_ok=True)
@@ -326,13 +252,6 @@ def story_ranges(path, chunk_bytes, end=None):
     return ranges
 
 
-def read_stories(path, start, end):
-    with open(path, "rb") as f:
-        f.seek(start)
-        text = f.read(end - start).decode("utf-8", "replace")  # a downloaded file could hold a stray bad byte
-    return [s for s in (part.strip() for part in text.split(EOT)) if s]
-
-
 def gpt2_encoding():
     try:
         return tiktoken.get_encoding("gpt2")  # downloads GPT-2's vocabulary on first use, then caches it
@@ -434,27 +353,7 @@ def pretokenize(data_dir):
     atomic_write(os.path.join(data_dir, "meta.json"), lambda f: json.dump(meta, f, indent=2))
 
 
-DATASETS = ("corpus", "corpus-instruct", *SOURCES, "generate")
-
-
-def prepare_command(folder, source=None):
-    """The prepare.py line that makes data/<folder>/ (train.py names it when the data is missing or
-    damaged); source: the dataset its meta.json says it was made from, if it has one."""
-    if folder in DATASETS:
-        return f"python prepare.py --dataset={folder}"
-    if folder == "generate-instruct":
-        return "python prepare.py --dataset=generate --instruct=True"
-    if source in DATASETS:
-        return f"python prepare.py --dataset={source} --name={folder}"
-    return f"python prepare.py --dataset=DATASET --name={folder} (DATASET one of {', '.join(DATASETS)})"
-
-
 if __name__ == "__main__":  # guarded: worker processes re-import this file on macOS and Windows
-    configure(globals(), {"dataset": one_of(*DATASETS), "stage": one_of("all", "stories", "tokenizer", "pretokenize"),
-                          "tokenizer": one_of("bpe", "gpt2"), "vocab_size": (lambda v: 257 < v <= 65536, "in 258..65536"),
-                          "num_stories": COUNT, "tokenizer_sample_mb": POSITIVE, "workers": POSITIVE, "chunk_mb": POSITIVE,
-                          "batch": one_of("", "write", "read"), "max_requests": COUNT, "max_retries": COUNT,
-                          "timeout": (lambda v: v > 0, "a number of seconds above 0"), "backoff": COUNT})
     if dataset == "generate" and not num_stories and stage in ("all", "stories") and not dry_run:
         die("--dataset=generate needs --num_stories=N: the stories to keep, train and val together")
     if tokenizer == "gpt2" and stage in ("all", "tokenizer"):

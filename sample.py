@@ -12,8 +12,9 @@ import codecs
 
 import torch
 
-import tokenizer
-from configurator import COUNT, POSITIVE, configure, die, precision
+from lib import tokenizer
+from lib.configurator import COUNT, POSITIVE, configure, die
+from lib.device import precision
 from model import load_checkpoint
 
 out_dir = "out"  # folder holding ckpt.pt

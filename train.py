@@ -1,5 +1,5 @@
 """
-train.py: train a GPT on the token bins that prepare.py wrote, on one device.
+train.py: train a GPT on the token bins that prepare.py wrote, on one device or, under torchrun, several.
 
     python prepare.py && python train.py --n_layer=1              # the shipped corpus, then a 1-layer model
     python train.py config/train_cpu.py --max_iters=500     # a config file, then overrides
@@ -25,11 +25,11 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-import tokenizer
-from configurator import (COUNT, FRACTION, POSITIVE, POSITIVE_NUMBER, atomic_write, configure, die, given,
-                          one_of, peak_flops, precision)
+from lib import tokenizer
+from lib.configurator import COUNT, FRACTION, POSITIVE, POSITIVE_NUMBER, atomic_write, configure, die, given, one_of
+from lib.corpus import prepare_command
+from lib.device import peak_flops, precision
 from model import GPT, GPTConfig
-from prepare import prepare_command
 
 # output and evaluation
 out_dir = "out"

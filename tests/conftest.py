@@ -30,5 +30,5 @@ def assert_one_line_error(result, *fragments):
 
 def corpus_stories(n, start=0):
     """Stories n of the shipped corpus, from `start`: real test data, the same on every machine."""
-    import prepare
-    return [r["story"] for r in prepare.read_corpus(os.path.join(ROOT, prepare.CORPUS[0]))[start:start + n]]
+    from lib import corpus
+    return [r["story"] for r in corpus.read_corpus(corpus.checked_corpus())[start:start + n]]

@@ -12,29 +12,28 @@ from types import SimpleNamespace
 
 import pytest
 
-import llm_stories
-import prepare
 from conftest import ROOT
+from lib import corpus, llm_stories
 
 
 @pytest.fixture(scope="module")
 def rows():
-    return prepare.read_corpus(os.path.join(ROOT, prepare.CORPUS[0]))
+    return corpus.read_corpus(corpus.checked_corpus())
 
 
 def test_the_file_is_the_recorded_one(rows):
-    path, count, sha, _ = prepare.CORPUS
+    path, count, sha, _ = corpus.CORPUS
     assert hashlib.sha256(open(os.path.join(ROOT, path), "rb").read()).hexdigest() == sha
     assert len(rows) == count and os.path.getsize(os.path.join(ROOT, path)) < 12e6
     assert [r["i"] for r in rows] == sorted({r["i"] for r in rows})  # request order, each request once
-    assert all(set(r) == set(prepare.CORPUS_FIELDS) for r in rows)
+    assert all(set(r) == set(corpus.CORPUS_FIELDS) for r in rows)
 
 
 def test_it_answers_the_requests_the_recipe_draws_today(rows):
     """If recipe.txt, the prompt or the seed change, the corpus no longer answers them: this fails."""
     s = SimpleNamespace(seed=1337, language="")
     recipe = llm_stories.read_recipe(llm_stories.RECIPE)
-    assert llm_stories.fingerprint(s, recipe, llm_stories.PROMPT) == prepare.CORPUS[3]
+    assert llm_stories.fingerprint(s, recipe, llm_stories.PROMPT) == corpus.CORPUS[3]
     for r in rows[::97]:
         j = llm_stories.job(r["i"], 0, s, recipe, llm_stories.PROMPT)
         assert (j["words"], j["features"]) == (r["words"], r["features"])
@@ -51,9 +50,9 @@ def test_every_story_passes_the_checks_it_was_written_under(rows):
 
 
 def test_the_val_split_is_every_twentieth_request_and_never_moves(rows):
-    splits = prepare.split_rows(rows)
+    splits = corpus.split_rows(rows)
     assert {r["i"] % 20 for r in splits["val"]} == {19} and 0.04 < len(splits["val"]) / len(rows) < 0.06
-    fewer = prepare.split_rows(rows[: len(rows) // 2])  # a corpus that grows or shrinks keeps its val stories
+    fewer = corpus.split_rows(rows[: len(rows) // 2])  # a corpus that grows or shrinks keeps its val stories
     assert {r["i"] for r in fewer["val"]} <= {r["i"] for r in splits["val"]}
 
 
@@ -67,7 +66,7 @@ def test_python_prepare_makes_the_default_offline_without_network_code(tmp_path)
     assert not imported & {"requests", "urllib3", "llm", "llm_stories", "download"}, imported & {"requests", "llm"}
     data = tmp_path / "data" / "corpus"
     written = (data / "train.txt").read_text().count("<|endoftext|>") + (data / "val.txt").read_text().count("<|endoftext|>")
-    assert written == prepare.CORPUS[1] and "sha256 checked" in r.stdout
+    assert written == corpus.CORPUS[1] and "sha256 checked" in r.stdout
     again = subprocess.run([sys.executable, os.path.join(ROOT, "prepare.py"), "--vocab_size=512", "--stage=stories",
                             "--name=again"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert again.returncode == 0 and (tmp_path / "data" / "again" / "val.txt").read_bytes() == (data / "val.txt").read_bytes()
@@ -75,19 +74,19 @@ def test_python_prepare_makes_the_default_offline_without_network_code(tmp_path)
 
 def test_an_edited_corpus_is_refused_in_one_line(tmp_path, monkeypatch):
     copy = tmp_path / "stories.jsonl.gz"
-    copy.write_bytes(open(os.path.join(ROOT, prepare.CORPUS[0]), "rb").read()[:-10] + b"0123456789")
-    monkeypatch.setattr(prepare, "CORPUS", (str(copy), *prepare.CORPUS[1:]))
+    copy.write_bytes(open(os.path.join(ROOT, corpus.CORPUS[0]), "rb").read()[:-10] + b"0123456789")
+    monkeypatch.setattr(corpus, "CORPUS", (str(copy), *corpus.CORPUS[1:]))
     with pytest.raises(SystemExit) as e:
-        prepare.shipped_corpus()
+        corpus.checked_corpus()
     assert str(e.value).startswith("error: ") and "git checkout" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_the_instruct_form_has_the_papers_four_instructions_each_true_to_its_story(rows):
     kinds, orders, irregular = Counter(), set(), llm_stories.read_recipe(llm_stories.RECIPE)[1]
     for r in rows:
-        text = prepare.instruct_text(r)
+        text = corpus.instruct_text(r)
         head, story = text.split("Story: \n")
-        assert story == r["story"] and prepare.instruct_text(r) == text  # the same draw every time
+        assert story == r["story"] and corpus.instruct_text(r) == text  # the same draw every time
         lines = dict(line.split(": ", 1) for line in head.strip().splitlines())
         kinds.update(lines.keys())
         orders.add(tuple(lines))
@@ -103,4 +102,4 @@ def test_the_instruct_form_has_the_papers_four_instructions_each_true_to_its_sto
     assert set(kinds) == {"Words", "Features", "Summary", "Random sentence"}
     assert all(0.3 < kinds[k] / len(rows) < 0.8 for k in kinds)  # a random subset each, none always there
     assert len(orders) > 20  # in random order
-    assert not re.search(r"\n\n\n", prepare.instruct_text(rows[0]))
+    assert not re.search(r"\n\n\n", corpus.instruct_text(rows[0]))

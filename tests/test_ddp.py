@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
+
 COMMON = ["--n_layer=1", "--n_head=4", "--n_embd=64", "--block_size=64", "--batch_size=8",
           "--gradient_accumulation_steps=2", "--eval_iters=2", "--sample_tokens=4", "--warmup_iters=2",
           "--log_interval=1", "--eval_interval=3", "--lr_decay_iters=6"]

@@ -19,13 +19,11 @@ from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, Thread
 import numpy as np
 import pytest
 
-import download
+from conftest import ROOT, corpus_stories
+from lib import download, tokenizer
+from lib.tokenizer import EOT
 import prepare
-import tokenizer
-from conftest import corpus_stories
-from tokenizer import EOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V2 = ("roneneldan/TinyStories", "TinyStoriesV2-GPT4-train.txt", "TinyStoriesV2-GPT4-valid.txt")
 FAST = ["--vocab_size=300", "--workers=2", "--chunk_mb=1", "--backoff=0.001", "--max_retries=2", "--timeout=10"]
 

@@ -241,7 +241,7 @@ def test_float16_on_a_cpu_starts_at_once_and_says_what_it_measures(work):
 def test_a_full_disk_stops_in_one_line_and_leaves_no_tmp_behind(tmp_path):
     import errno
 
-    from configurator import atomic_write
+    from lib.configurator import atomic_write
     target = tmp_path / "ckpt.pt"
     target.write_bytes(b"the last good checkpoint")
 

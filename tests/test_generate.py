@@ -19,11 +19,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import llm_stories
-import tokenizer
+from conftest import ROOT
+from lib import llm_stories, tokenizer
 from local_server import LocalServer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY = "sk-test-SECRET-4242"
 WORDS = re.compile(r'the verb "(.+?)", the noun "(.+?)" and the adjective "(.+?)"')
 NAMES = "Ada Bo Cy Dee Eli Fay Gus Hal Ivy Jo Kit Lu Mo Nan Oz Pam Quin Rae Sol Tia Uma Vic Wes Xia Yan Zed".split()
@@ -196,15 +195,15 @@ def test_export_writes_a_corpus_file_that_is_the_same_bytes_every_time(server, g
     for p in paths:
         prepare(*FAST, "--stage=stories", f"--export={p}", cwd=generated.work, server=server)
     assert paths[0].read_bytes() == paths[1].read_bytes()
-    import prepare as prep
-    exported = prep.read_corpus(paths[0])
+    from lib import corpus
+    exported = corpus.read_corpus(paths[0])
     assert [r["i"] for r in exported] == sorted(r["i"] for r in rows(generated.jsonl) if r["ok"])
-    assert set(exported[0]) == set(prep.CORPUS_FIELDS)
+    assert set(exported[0]) == set(corpus.CORPUS_FIELDS)
 
 
 def test_extend_starts_from_the_shipped_corpus_and_asks_only_for_more(server, tmp_path):
-    import prepare as prep
-    count = prep.CORPUS[1]
+    from lib import corpus
+    count = corpus.CORPUS[1]
     r = prepare(f"--num_stories={count + 3}", "--extend=True", "--stage=stories", "--workers=2", cwd=tmp_path, server=server)
     written = rows(tmp_path / "data" / "generate" / "generated.jsonl")
     asked = [w for w in written if w["model"] != "shipped corpus"]

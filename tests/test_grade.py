@@ -13,12 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import metrics
-import tokenizer
+from conftest import ROOT, corpus_stories
+from lib import metrics, tokenizer
 from model import GPT, GPTConfig
 from test_llm import KEY, FakeServer, free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPTS = [ln.strip() for ln in open(os.path.join(ROOT, "prompts.txt")) if ln.strip() and not ln.startswith("#")]
 FAST = ["--num_prompts=3", "--samples_per_prompt=2", "--max_new_tokens=12", "--workers=4", "--backoff=0.01",
         "--timeout=2.0", "--max_retries=3", "--device=cpu", "--dtype=float32", "--bpb_tokens=2000"]
@@ -141,10 +140,14 @@ def test_self_pairs_catch_a_character_paired_with_itself():
     assert metrics.self_pairs("Lily and Max went to the farm. Mom and Dad came too. Dad to Dad, no one.") == []
 
 
-def test_the_prompt_set_is_ours_and_mixes_whole_and_split_sentences():
+def test_the_beginnings_are_new_to_the_corpus_and_mix_whole_and_split_sentences():
+    """Graded beginnings must not be the openings of training stories (a model that had memorised
+    them would look consistent for free); some stop mid-sentence, so finishing one can be checked."""
     assert len(PROMPTS) >= 50 and len(set(PROMPTS)) == len(PROMPTS)
     split = sum(map(metrics.ends_mid_sentence, PROMPTS))
     assert 10 <= split < len(PROMPTS)
+    openings = {" ".join(metrics.words(s)[:15]) for s in corpus_stories(100_000)}
+    assert not openings & {" ".join(metrics.words(p)[:15]) for p in PROMPTS}
 
 
 def test_memorisation_finds_copied_spans_and_the_closest_story():
@@ -298,8 +301,8 @@ def test_bad_setup_gives_one_line_errors(work, monkeypatch):
         assert message.startswith("error: ") and "\n" not in message and fragment in message, message
 
 
-def test_done_when_command_line(work, judge):
-    """The acceptance run as a user types it: env vars for the server and key, then a rerun."""
+def test_grading_from_the_command_line_with_the_key_in_the_environment_then_a_rerun_sends_nothing(work, judge):
+    """As a user types it: the server and key in the environment, then the same command again."""
     out = fresh_out(work, "out-cli")
     env = dict(os.environ, OPENAI_BASE_URL=judge.base, OPENAI_API_KEY=KEY)
     cmd = [sys.executable, os.path.join(ROOT, "grade.py"), f"--out_dir={out.name}", "--num_prompts=5",

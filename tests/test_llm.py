@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-import llm
+from lib import http, llm
 from local_server import LocalServer
 
 KEY = "sk-test-SECRET-0123456789"
@@ -166,12 +166,8 @@ def test_run_parallel_overlaps_and_reports_errors():
         assert (result, type(error)) == ((None, ValueError) if item == 3 else (item * item, type(None)))
 
 
-def test_estimate_tokens_is_about_four_characters_each():
-    assert llm.estimate_tokens("a" * 400) == 100
-
-
 def test_retry_wait_believes_retry_after_in_seconds_and_caps_every_wait():
-    assert llm.retry_wait(4.0) == 4.0
-    assert llm.retry_wait(4.0, "0") == 0.0  # the server says come back now
-    assert llm.retry_wait(4.0, "Wed, 21 Oct 2026 07:28:00 GMT") == 4.0  # a date: keep our schedule
-    assert llm.retry_wait(1e6) == llm.retry_wait(1.0, "99999") == llm.MAX_WAIT
+    assert http.retry_wait(4.0) == 4.0
+    assert http.retry_wait(4.0, "0") == 0.0  # the server says come back now
+    assert http.retry_wait(4.0, "Wed, 21 Oct 2026 07:28:00 GMT") == 4.0  # a date: keep our schedule
+    assert http.retry_wait(1e6) == http.retry_wait(1.0, "99999") == http.MAX_WAIT

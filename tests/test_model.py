@@ -1,7 +1,7 @@
 """How model.py behaves: causal, exactly sized, and its cached generation equals a full recompute."""
 import torch
 
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, KVCache
 
 
 def tiny_model(**overrides):
@@ -36,7 +36,7 @@ def test_kv_cache_logits_equal_full_recompute_step_by_step():
     model = tiny_model()
     seq = torch.randint(0, 97, (2, 24))
     full = all_logits(model, seq)
-    caches = [[None, None] for _ in model.h]
+    caches = [KVCache() for _ in model.h]
     with torch.no_grad():
         logits, _ = model(seq[:, :8], caches=caches, pos=torch.arange(8))  # prefill the prompt
         assert torch.allclose(logits[:, -1], full[:, 7], atol=1e-5)
@@ -63,10 +63,24 @@ def test_prompts_of_different_lengths_in_one_batch_equal_each_alone():
     assert together == alone
 
 
-def test_generation_runs_past_block_size_by_rebuilding_the_cache():
-    model = tiny_model(block_size=16)
-    out = model.generate([[1, 2, 3]], 50, temperature=1.0, top_k=10)[0]
-    assert len(out) == 50 and all(0 <= t < 97 for t in out)
+def test_generation_past_block_size_equals_a_fresh_pass_over_the_same_window():
+    """Past block_size the model sees a window: once the context outgrows block_size tokens, the last
+    block_size // 2 of them, growing a token a step until it outgrows block_size again. Each cached
+    step must give the token that a pass from scratch over exactly that window gives."""
+    block = 16
+    model = tiny_model(block_size=block)
+    with torch.no_grad():  # sharpen a random model, so that its next token depends on the whole window
+        for p in model.parameters():
+            p.mul_(4)
+    prompt = [1, 2, 3, 4, 5]
+    out = model.generate([prompt], 50, temperature=0)[0]
+    seq, start = prompt + out, 0
+    for n in range(len(prompt), len(seq)):  # seq[:n] is the context that produced seq[n]
+        if n - start > block:
+            start = n - block // 2
+        window = torch.tensor([seq[start:n]])
+        assert all_logits(model, window)[0, -1].argmax().item() == seq[n], f"token {n}, window from {start}"
+    assert len(out) == 50
 
 
 def test_generation_stops_at_the_stop_token_and_drops_it():

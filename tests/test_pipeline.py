@@ -1,7 +1,6 @@
 """The offline pipeline end to end, as a user runs it: prepare.py -> train.py -> sample.py,
 each a subprocess in a scratch folder, plus the one-line errors for bad input."""
 import json
-import math
 import os
 import shutil
 import signal
@@ -13,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-import tokenizer
 from conftest import ROOT, assert_one_line_error, run
+from lib import tokenizer
 
 TRAIN_SMALL = ["--n_layer=1", "--n_head=4", "--n_embd=64", "--block_size=64",
                "--batch_size=16", "--eval_iters=4", "--sample_tokens=16", "--warmup_iters=10", "--log_interval=5"]

@@ -1,14 +1,12 @@
 import os
 import random
-import sys
 from collections import Counter
 
 import pytest
 import regex
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tokenizer
-from tokenizer import EOT, SPLIT_PATTERN, dump_ranks, get_encoding, load_encoding, parse_ranks, save_ranks, train_bpe
+from lib import tokenizer
+from lib.tokenizer import EOT, SPLIT_PATTERN, dump_ranks, get_encoding, load_encoding, parse_ranks, save_ranks, train_bpe
 
 WORDS = ("the a little dog cat sun tree ball girl boy Lily Tom was is had saw ran jumped happy sad big red "
          "and then but so very to of in on with they she he it said \"Hello!\" friend play played day 3 42").split()

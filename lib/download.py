@@ -20,7 +20,7 @@ import time
 
 import requests
 
-from llm import retry_wait
+from lib.http import retry_wait
 
 CHUNK = 1 << 18  # bytes per read and write; at most this much is lost (and fetched again) when a connection drops
 NOT_A_FILE = {"text/html", "application/xhtml+xml", "application/json"}  # what a data file is never served as

@@ -24,10 +24,10 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import requests
 
-from configurator import atomic_write, die
+from lib.configurator import atomic_write, die
+from lib.http import retry_wait
 
 DEFAULT_BASE = "https://api.openai.com/v1"
-MAX_WAIT = 60.0  # cap on a single backoff sleep, seconds (Retry-After included)
 MAX_REPLY = 100_000  # characters of a reply that are kept: a story or a grade is a few thousand
 
 # Dollars per million (prompt, completion) tokens. A rough guide for --dry_run and the final
@@ -61,6 +61,21 @@ def price(model):
 def estimate_tokens(text) -> int:
     """Rough token count (about 4 characters a token for English): good enough for a cost estimate."""
     return max(1, len(text) // 4)
+
+
+def estimated_cost(model, prompt_tokens, completion_tokens):
+    """'$1.23', or why there is no figure: what --dry_run prints."""
+    p = price(model)
+    return f"${(prompt_tokens * p[0] + completion_tokens * p[1]) / 1e6:.2f}" if p else f"unknown ({model} is not in llm.PRICES)"
+
+
+def connect(model, api_base, max_requests, timeout, max_retries, backoff):
+    """A Client for the scripts' settings, or one line naming the fix (e.g. a missing key)."""
+    try:
+        return Client(model, api_base=api_base or None, max_requests=max_requests, timeout=timeout,
+                      max_retries=max_retries, backoff=backoff)
+    except LLMError as e:
+        die(str(e))
 
 
 class Client:
@@ -150,18 +165,6 @@ class Client:
         """Dollars spent so far by this client, or None if the model's price is unknown."""
         p = price(self.model)
         return None if p is None else (self.prompt_tokens * p[0] + self.completion_tokens * p[1]) / 1e6
-
-
-def retry_wait(seconds, retry_after=None):
-    """Seconds to wait before retrying a request: our exponential schedule, unless the server sent a
-    Retry-After in seconds (it knows when its rate window reopens); capped at MAX_WAIT. Shared by the
-    chat client here and download.py, so every HTTP retry in the project waits the same way."""
-    if retry_after is not None:
-        try:
-            seconds = float(retry_after)
-        except ValueError:  # an HTTP date rather than seconds: keep our own schedule
-            pass
-    return min(max(seconds, 0.0), MAX_WAIT)
 
 
 def _one_line(text, limit=200):
@@ -283,6 +286,24 @@ def read_batch(path, lookup, answered, apply, what):
             "prompt, recipe or judge?); read it with the settings that wrote its requests")
     print(f"batch: {path}: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()) + f" ({what})")
     return counts
+
+
+def ask_all(fn, items, workers, take):
+    """fn(item) for every item on `workers` threads, take(item, result) as each one arrives. Sending
+    stops at the request cap or at the first failure that retrying cannot fix, but what is already
+    in flight is still taken in (it is paid for). Returns (items not sent for the cap, the failure)."""
+    capped, failed = 0, None
+    pending = (item for item in items if failed is None)
+    for item, result, error in run_parallel(fn, pending, workers):
+        if isinstance(error, BudgetExceeded):
+            capped += 1  # nothing was sent for it
+        elif isinstance(error, LLMError):
+            failed = failed or error
+        elif error is not None:
+            raise error
+        else:
+            take(item, result)
+    return capped, failed
 
 
 def run_parallel(fn, items, workers):

@@ -23,10 +23,10 @@ import time
 from collections import Counter
 from types import SimpleNamespace
 
-import llm
-from configurator import die
-from progress import Progress
-from tokenizer import EOT
+from lib import llm
+from lib.configurator import die
+from lib.progress import Progress
+from lib.tokenizer import EOT
 
 FEATURES = ("Dialogue", "BadEnding", "MoralValue", "PlotTwist", "Foreshadowing", "Conflict")
 FEATURE_PROB = 0.4  # each feature is drawn on its own, so about 5% of requests have none
@@ -58,7 +58,7 @@ Summary: <one simple sentence that says what happens>
 Story:
 <the story, with an empty line between paragraphs>{shown}"""
 SHOWN = "<the sentence of the story that shows it, copied word for word>"  # one line per cited feature
-RECIPE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "recipe.txt")
+RECIPE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "corpus", "recipe.txt")
 MAX_TOKENS = 1200  # a long 5-paragraph story is about 600; the cap only stops a model that rambles on
 REPLY_TOKENS = 450  # a typical reply, for --dry_run's estimate
 MAX_ATTEMPTS = 3  # a request whose stories are refused this often is given up, and a new one drawn
@@ -436,8 +436,7 @@ def dry_run(g):
     print(f"--- request {first['i']} (words {first['words']}, features {first['features']}) ---\n"
           f"{first['messages'][0]['content']}\n---")
     n, prompt = len(jobs), llm.estimate_tokens(first["messages"][0]["content"]) + 10
-    p = llm.price(s.generate_model)
-    cost = f"${(n * prompt * p[0] + n * REPLY_TOKENS * p[1]) / 1e6:.2f}" if p else f"unknown ({s.generate_model} not in llm.PRICES)"
+    cost = llm.estimated_cost(s.generate_model, n * prompt, n * REPLY_TOKENS)
     print(f"dry run: {n} requests (a refused story costs one more), about {n * prompt:,} prompt + {n * REPLY_TOKENS:,} "
           f"completion tokens, estimated cost {cost} (a batch API charges about half); nothing was sent")
     raise SystemExit(0)
@@ -446,35 +445,26 @@ def dry_run(g):
 def request_stories(g):
     """Send requests until num_stories are kept, appending every reply to the JSONL as it arrives."""
     s = g.s
-    try:
-        client = llm.Client(s.generate_model, api_base=s.api_base or None, max_requests=s.max_requests,
-                            timeout=s.timeout, max_retries=s.max_retries, backoff=s.backoff)
-    except llm.LLMError as e:
-        die(str(e))
-    t0, new, refused, capped, failed = time.time(), 0, Counter(), False, None
+    client = llm.connect(s.generate_model, s.api_base, s.max_requests, s.timeout, s.max_retries, s.backoff)
+    t0, new, refused, capped, failed = time.time(), 0, Counter(), 0, None
     progress = Progress("generate", s.num_stories, " kept", start=len(g.done), every=2.0)
+
+    def take(j, reply):
+        nonlocal new
+        row = g.record(f, j, reply)
+        new += row["ok"]
+        if not row["ok"]:
+            refused[row["reason"].split()[0]] += 1
+        cost, minutes = client.cost(), (time.time() - t0) / 60
+        progress.update(row["ok"], f", {refused.total()} refused, {new / max(minutes, 1e-9):.1f} stories/min, "
+                        f"{client.prompt_tokens + client.completion_tokens:,} tokens"
+                        + (f", ${cost:.4f}" if cost is not None else ""))
+
+    ask = lambda j: client.chat(j["messages"], temperature=1.0, max_tokens=MAX_TOKENS)  # noqa: E731
     with llm.open_append(g.path) as f:
         # Rounds of exactly the requests still open, so no extras are paid for; the next round asks refused ones again.
         while len(g.done) < s.num_stories and not capped and not failed:
-            jobs = (j for j in g.open_jobs() if not failed)
-            ask = lambda j: client.chat(j["messages"], temperature=1.0, max_tokens=MAX_TOKENS)  # noqa: E731
-            for j, reply, error in llm.run_parallel(ask, jobs, s.workers):
-                if isinstance(error, llm.BudgetExceeded):
-                    capped = True  # nothing was sent; the requests already in flight still arrive
-                    continue
-                if isinstance(error, llm.LLMError):
-                    failed = failed or error  # send no more, but keep what is in flight: it is paid for
-                    continue
-                if error is not None:
-                    raise error
-                row = g.record(f, j, reply)
-                new += row["ok"]
-                if not row["ok"]:
-                    refused[row["reason"].split()[0]] += 1
-                cost, minutes = client.cost(), (time.time() - t0) / 60
-                progress.update(row["ok"], f", {refused.total()} refused, {new / max(minutes, 1e-9):.1f} stories/min, "
-                                f"{client.prompt_tokens + client.completion_tokens:,} tokens"
-                                + (f", ${cost:.4f}" if cost is not None else ""))
+            capped, failed = llm.ask_all(ask, g.open_jobs(), s.workers, take)
             if refused.total() >= 20 and refused.total() > 4 * new:
                 die(f"{refused.total()} stories refused and {new} kept this run ({dict(refused)}); "
                     f"check the model and the prompt against the refused rows in {g.path}")
@@ -490,7 +480,7 @@ def request_stories(g):
 
 def statistics(rows):
     """The numbers corpus/README.md quotes: size, vocabulary, openings, features, names."""
-    import metrics
+    from lib import metrics
     titles = {"I", "Mr", "Mrs", "Miss", "Ms", "Dr"}  # capitalised, but no one's name
     words = [w for r in rows for w in words_of(r["story"])]
     openings = Counter(opening(r["story"]) for r in rows)
@@ -508,7 +498,7 @@ def statistics(rows):
         f"stories naming (10 most common names): {share(names.most_common(10))}"])
 
 
-if __name__ == "__main__":  # python llm_stories.py [corpus file]: its statistics
+if __name__ == "__main__":  # python -m lib.llm_stories [corpus file]: its statistics
     import gzip
     import sys
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(RECIPE), "stories.jsonl.gz")

@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 import regex
 import tiktoken
 
-from configurator import atomic_write, die
+from lib.configurator import atomic_write, die
 
 EOT = "<|endoftext|>"
 # tiktoken's "gpt2" pat_str; train and encode must split text identically.

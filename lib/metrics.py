@@ -12,7 +12,7 @@ import re
 import numpy as np
 import torch
 
-from progress import Progress
+from lib.progress import Progress
 
 WORD = re.compile(r"[a-z0-9']+")
 GRADES = ("grammar", "creativity", "consistency", "plot")
@@ -24,28 +24,6 @@ def words(text):
 
 
 # --- loss -------------------------------------------------------------------------------------
-
-def read_stories(path, max_chars=0, max_stories=0):
-    """Stories of a text file split on <|endoftext|> (a file without one is one document), streamed,
-    so a prefix of a 2 GB corpus costs only its own memory; a story cut by a limit is dropped
-    (unless it is the only one). 0 = no limit."""
-    stories, current, used = [], [], 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            *ends, rest = line.split("<|endoftext|>")
-            for part in ends:
-                stories.append("".join(current + [part]).strip())
-                current = []
-            current.append(rest)
-            used += len(line)
-            if (max_chars and used >= max_chars) or (max_stories and len(stories) >= max_stories):
-                if not stories:  # plain text with no separators: its prefix is the one document
-                    stories.append("".join(current).strip())
-                break
-        else:
-            stories.append("".join(current).strip())
-    return [s for s in stories if s][:max_stories or None]
-
 
 @torch.no_grad()
 def bits_per_byte(model, enc, stories, max_tokens, device, autocast, batch_size=8):
