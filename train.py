@@ -263,7 +263,11 @@ def save_checkpoint():
 
 val_tokens_per_byte = meta["val"]["tokens"] / meta["val"]["bytes"]
 flops_per_iter = raw_model.flops_per_token(block_size) * tokens_per_iter
-t_log, iters_logged = time.time(), 0
+log_path = os.path.join(out_dir, "log.jsonl")  # a line per eval: the loss curve, against tokens and FLOPs
+if master and init_from == "scratch" and os.path.exists(log_path):
+    os.remove(log_path)  # a new run: its own curve (resuming appends)
+t_start = t_log = time.time()
+iters_logged = 0
 while True:
     lr = get_lr(iter_num)
     for group in optimizer.param_groups:
@@ -273,6 +277,10 @@ while True:
         best_val_loss = min(best_val_loss, losses["val"])
         bpb = losses["val"] * val_tokens_per_byte / math.log(2)
         print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, val bpb {bpb:.3f}")
+        with open(log_path, "a") as f:
+            f.write(json.dumps(dict(iter=iter_num, tokens=iter_num * tokens_per_iter, flops=iter_num * flops_per_iter,
+                                    lr=lr, train_loss=losses["train"], val_loss=losses["val"], val_bpb=bpb,
+                                    wall_s=round(time.time() - t_start, 2))) + "\n")
         print("  sample: " + sample_story().replace("\n", "\n  "))
         if iter_num > 0:
             save_checkpoint()

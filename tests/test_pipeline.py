@@ -71,6 +71,14 @@ def test_a_one_layer_model_learns_well_below_the_unigram_entropy(work, trained):
     assert "tok/s" in trained and "mfu" in trained and "val bpb" in trained
 
 
+def test_every_eval_appends_a_line_to_the_loss_curve(work, trained):
+    lines = [json.loads(line) for line in open(work / "out" / "log.jsonl")]
+    assert [x["iter"] for x in lines] == [0, 100, 200]
+    assert set(lines[0]) == {"iter", "tokens", "flops", "lr", "train_loss", "val_loss", "val_bpb", "wall_s"}
+    assert lines[2]["tokens"] == 200 * 32 * 64 and lines[2]["flops"] > 0 and lines[2]["val_loss"] < lines[0]["val_loss"]
+    assert lines[1]["wall_s"] < lines[2]["wall_s"]
+
+
 def test_checkpoint_is_plain_and_loads_with_weights_only(work, trained):
     ckpt = torch.load(work / "out" / "ckpt.pt", weights_only=True)
     assert ckpt["iter_num"] == 200
