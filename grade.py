@@ -16,6 +16,7 @@ Results go to <out_dir>/grades.json and grades.md (or metrics.json with --judge=
 import hashlib
 import json
 import os
+import random
 import re
 import threading
 from collections import Counter
@@ -54,6 +55,7 @@ batch_requests = ""  # where --batch=write puts the requests; default <first out
 batch_results = ""  # --batch=read: the results file the batch API returned
 retry_failed = False  # resend conversations whose grades could not be read last time
 # offline metrics
+reference = 0  # also grade this many val stories, cut at a sentence, the true rest as the completion: the ceiling
 text = ""  # text file for bits per byte; default data/<the checkpoint's dataset>/val.txt
 bpb_tokens = 100_000  # tokens of it to score
 memo_stories = 50_000  # training stories indexed for memorisation (a prefix of train.txt; 0 = all)
@@ -62,7 +64,7 @@ dtype = "auto"
 configure(globals(), {"num_prompts": COUNT, "samples_per_prompt": POSITIVE, "max_new_tokens": POSITIVE, "top_k": COUNT,
                       "batch_size": POSITIVE, "temperature": (lambda t: 0 <= t < float("inf"), "0 (greedy) or more"),
                       "judge": one_of("api", "none"), "batch": one_of("", "write", "read"), "workers": POSITIVE,
-                      "max_requests": COUNT, "max_retries": COUNT, "bpb_tokens": POSITIVE, "memo_stories": COUNT,
+                      "max_requests": COUNT, "max_retries": COUNT, "bpb_tokens": POSITIVE, "memo_stories": COUNT, "reference": COUNT,
                       "timeout": (lambda v: v > 0, "a number of seconds above 0"), "backoff": COUNT})
 
 # The conversation, in our own words after the paper's design: first a free assessment (the judge
@@ -166,8 +168,8 @@ def complete(ckpt_dir):
 memo_index = {}  # train.txt path -> CorpusIndex, shared by checkpoints of one dataset
 
 
-def offline_metrics(ckpt_dir, ckpt, model, enc, rows):
-    dataset = ckpt.get("config", {}).get("dataset", "")
+def text_metrics(rows):
+    """What the completions themselves show: variety, names kept, sentences finished, words used."""
     texts = [r["text"] for r in rows]
     m = {f"distinct_{n}": round(metrics.distinct_n(texts, n), 4) for n in (1, 2, 3)}
     m["repeated_4gram"] = round(sum(map(metrics.repeated_ngram_rate, texts)) / len(texts), 4)
@@ -179,6 +181,13 @@ def offline_metrics(ckpt_dir, ckpt, model, enc, rows):
     m["split_sentences_finished"] = round(sum(metrics.finishes_sentence(r["text"]) for r in split) / len(split), 4) if split else None
     if rows[0]["words"]:
         m["required_words_used"] = round(sum(metrics.required_words_used(r["text"], r["words"]) for r in rows) / len(rows), 4)
+    return m
+
+
+def offline_metrics(ckpt_dir, ckpt, model, enc, rows):
+    dataset = ckpt.get("config", {}).get("dataset", "")
+    texts = [r["text"] for r in rows]
+    m = text_metrics(rows)
     path = text or os.path.join("data", dataset, "val.txt")
     if os.path.exists(path):
         stories = read_stories(path, end=bpb_tokens * 16)  # plenty for the tokens wanted
@@ -207,14 +216,40 @@ def conversation_key(row):  # what the grade depends on: judge, wording, beginni
     return hashlib.sha256(json.dumps([judge_model, TURNS, row["prompt"], row["text"]]).encode()).hexdigest()
 
 
+def reference_rows(dataset):
+    """The judge's ceiling: val stories of the checkpoints' dataset, each cut after a sentence about
+    two fifths in, with the true rest as the 'completion' (the judge is not told which is which)."""
+    path = os.path.join("data", dataset, "val.txt")
+    if not os.path.exists(path):
+        die(f"--reference needs {path}; prepare it: python prepare.py --dataset={dataset}")
+    rows = []
+    for story in read_stories(path):
+        cuts = [m.end() for m in re.finditer(r'[.!?]"?\s+', story)]
+        if len(cuts) >= 5:
+            cut = cuts[int(len(cuts) * 0.4)]
+            rows.append({"prompt": story[:cut].rstrip(), "words": [], "i": 0, "text": story[cut:].strip()})
+    if not rows:
+        die(f"--reference: no story in {path} has the five sentences a cut needs")
+    return rows[:reference]
+
+
 # --- 1. completions and offline metrics, one checkpoint at a time ---
-results = {}
+results, datasets = {}, []
 for d in out_dirs:
     ckpt, model, enc, rows = complete(d)
     for row in rows:
         row["key"] = conversation_key(row)
     results[d] = {"rows": rows, "metrics": offline_metrics(d, ckpt, model, enc, rows)}
+    datasets.append(ckpt.get("config", {}).get("dataset", ""))
     del model, ckpt
+if reference:  # graded like a checkpoint's completions, its cache kept beside the data it came from
+    ref_dir = os.path.join("data", datasets[0], "reference")
+    os.makedirs(ref_dir, exist_ok=True)
+    rows = reference_rows(datasets[0])
+    for row in rows:
+        row["key"] = conversation_key(row)
+    results[ref_dir] = {"rows": rows, "metrics": text_metrics(rows)}
+    out_dirs.append(ref_dir)
 
 
 def fill(turn, row):  # replace, not str.format: stories and user prompts may hold braces
@@ -320,6 +355,7 @@ def write_requests(todo):
     """--batch=write: the next turn of every unfinished conversation, as one Batch API file. A
     conversation takes one round per turn (two, a third if the grades needed the reminder)."""
     rows = list(todo.values())[:llm.BATCH_LIMIT]
+    random.Random(seed).shuffle(rows)  # in no telling order: whoever answers a slice cannot see whose text is whose
     path = batch_requests or os.path.join(out_dirs[0], "grade_requests.jsonl")
     llm.write_batch(path, [(batch_id(r), {"model": judge_model, "messages": messages(r, r["replies"])[0],
                                           "temperature": 0.0, "max_tokens": JUDGE_TOKENS}) for r in rows])

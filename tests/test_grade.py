@@ -45,7 +45,7 @@ def work(tmp_path_factory):
     """A folder with data/tiny/{train,val}.txt and out/ckpt.pt: a 1-layer model, untrained, with a
     300-token BPE learned from stories made of the project's own beginnings."""
     work = tmp_path_factory.mktemp("grade")
-    stories = [f"{p} Then they all went home and were happy." for p in PROMPTS]
+    stories = [f"{p} Then they all went home. They had soup for dinner. Everyone was happy. The end." for p in PROMPTS]
     data = work / "data" / "tiny"
     data.mkdir(parents=True)
     (data / "train.txt").write_text("".join(f"{s}\n{tokenizer.EOT}\n" for s in stories[:40]))
@@ -348,3 +348,18 @@ def test_a_batch_grades_one_turn_a_round_and_each_turn_is_asked_once(work, monke
     assert (result["graded"], result["failed"]) == (6, 0) and result["grammar"]["mean"] is not None
     grade(work, f"--out_dir={out.name}", "--batch=write", monkeypatch=monkeypatch)
     assert "nothing left to ask" in capsys.readouterr().out
+
+
+def test_reference_stories_are_graded_blind_beside_the_model_as_the_ceiling(work, judge, monkeypatch, capsys):
+    out = fresh_out(work, "out-reference")
+    grade(work, f"--out_dir={out.name}", "--reference=3", "--batch=write", monkeypatch=monkeypatch)
+    requests = [json.loads(ln) for ln in open(out / "grade_requests.jsonl")]
+    assert len(requests) == 6 + 3  # the model's completions and three true continuations, in one file
+    val = (work / "data" / "tiny" / "val.txt").read_text()
+    texts = [r["body"]["messages"][0]["content"] for r in requests]
+    true_rest = [t for t in texts if t.split("***")[-1].split("\n\n")[0] in val]
+    assert len(true_rest) == 3  # cut at a sentence: beginning, ***, then the story's own rest
+    assert not any("reference" in t or "model" in t.lower() for t in texts)  # nothing tells them apart
+    grade(work, f"--out_dir={out.name}", "--reference=3", "--judge=api", monkeypatch=monkeypatch)
+    assert json.loads((work / "data" / "tiny" / "reference" / "grades.json").read_text())["graded"] == 3
+    assert "data/tiny/reference" in capsys.readouterr().out
