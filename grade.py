@@ -87,9 +87,18 @@ Creativity: <grade>/10
 Consistency: <grade>/10
 Plot: <grade>/10
 Age group: <letter>"""]
+# An instruct model's work is graded with its instructions in view, and on following them too.
+INSTRUCT_TURNS = [TURNS[0].replace("A student was given the opening of a short story and asked to write the rest \
+of it.", "A student was given instructions for a short story and its opening, and asked to write the rest of it, \
+following the instructions:\n\n{instructions}\n\n").replace("and \
+did the student correctly finish the sentence that was cut off, if there was one?", "did the student correctly \
+finish the sentence that was cut off, if there was one, and does the story follow every instruction (it uses the \
+words, includes the sentence, shows the features and tells what the summary says, where those are given)?"),
+                  TURNS[1].replace("in four areas", "in five areas").replace("fitting end?)", "fitting end?) and \
+instruction following").replace("Plot: <grade>/10\n", "Plot: <grade>/10\nInstruction following: <grade>/10\n")]
 JUDGE_TOKENS = 800  # a reply's cap: an assessment is about 150 tokens, the grades 40
-REMINDER = ("I could not read the grades in your answer. Please reply with exactly five lines: "
-            "Grammar: <grade>/10, Creativity: <grade>/10, Consistency: <grade>/10, Plot: <grade>/10, Age group: <letter>.")
+REMINDER = ("I could not read the grades in your answer. Please reply with exactly one line for each grade "
+            "asked for (Grammar: <grade>/10, and so on), then Age group: <letter>.")
 # For instruct checkpoints (dataset *-instruct): words each completion must use, verb, noun, adjective.
 REQUIRED_WORDS = [("jump", "ball", "happy"), ("share", "cake", "kind"), ("find", "key", "shiny"),
                   ("run", "tree", "brave"), ("sing", "bird", "sad"), ("help", "friend", "little"),
@@ -142,7 +151,8 @@ def complete(ckpt_dir):
         req = list(REQUIRED_WORDS[k % len(REQUIRED_WORDS)]) if instruct else []
         # the instruct layout (prepare.instruct_text); our beginnings have no summary, so their first sentence stands in
         summary = re.split(r"(?<=[.!?])\s", b, maxsplit=1)[0]
-        context = f"Words: {', '.join(req)}\nSummary: {summary}\nStory: \n{b}" if instruct else b
+        header = f"Words: {', '.join(req)}\nSummary: {summary}" if instruct else ""
+        context = f"{header}\nStory: \n{b}" if instruct else b
         jobs += [(b, req, context, i) for i in range(samples_per_prompt)]
     todo = [j for j in jobs if (j[2], j[3]) not in cached]
     if todo:
@@ -161,7 +171,8 @@ def complete(ckpt_dir):
                 progress.update(len(batch))
     else:
         print(f"{ckpt_dir}: all {len(jobs)} completions read from {cache_path}")
-    rows = [{"prompt": b, "words": req, "i": i, "text": cached[ctx, i]} for b, req, ctx, i in jobs]
+    rows = [{"prompt": b, "words": req, "i": i, "text": cached[ctx, i], "instructions": ctx.split("\nStory: \n")[0]
+             if instruct else ""} for b, req, ctx, i in jobs]
     return ckpt, model, enc, rows
 
 
@@ -212,8 +223,17 @@ def offline_metrics(ckpt_dir, ckpt, model, enc, rows):
     return m
 
 
-def conversation_key(row):  # what the grade depends on: judge, wording, beginning, completion
-    return hashlib.sha256(json.dumps([judge_model, TURNS, row["prompt"], row["text"]]).encode()).hexdigest()
+def conversation_key(row):  # what the grade depends on: judge, wording, instructions, beginning, completion
+    return hashlib.sha256(json.dumps([judge_model, turns_of(row), row.get("instructions", ""), row["prompt"],
+                                      row["text"]]).encode()).hexdigest()
+
+
+def turns_of(row):
+    return INSTRUCT_TURNS if row.get("instructions") else TURNS
+
+
+def grade_names(row):
+    return metrics.GRADES + ("instruction",) * bool(row.get("instructions"))
 
 
 def reference_rows(dataset):
@@ -253,23 +273,25 @@ if reference:  # graded like a checkpoint's completions, its cache kept beside t
 
 
 def fill(turn, row):  # replace, not str.format: stories and user prompts may hold braces
+    turn = turn.replace("{instructions}", row.get("instructions", ""))
     return turn.replace("{beginning}", row["prompt"]).replace("{completion}", row["text"])
 
 
 def messages(row, replies):
     """The conversation so far (each turn, then the judge's reply to it) and the next turn, or None
     when it is over: the grades were read, or the reminder was sent and they still were not."""
-    history, turns = [], [fill(t, row) for t in TURNS] + [REMINDER]
+    asked = turns_of(row)
+    history, turns = [], [fill(t, row) for t in asked] + [REMINDER]
     for turn, reply in zip(turns, replies):
         history += [{"role": "user", "content": turn}, {"role": "assistant", "content": reply}]
-    over = len(replies) > len(TURNS) or (len(replies) == len(TURNS) and metrics.parse_grades(replies[-1]))
+    over = len(replies) > len(asked) or (len(replies) == len(asked) and metrics.parse_grades(replies[-1], grade_names(row)))
     return history + ([] if over else [{"role": "user", "content": turns[len(replies)]}]), not over
 
 
 def record(row, replies):
     """A cache record of a conversation, finished or not: a rerun carries on from its last reply, so a
     turn that was paid for is never asked again."""
-    grades = metrics.parse_grades(replies[-1]) if len(replies) >= len(TURNS) else None
+    grades = metrics.parse_grades(replies[-1], grade_names(row)) if len(replies) >= len(turns_of(row)) else None
     going = messages(row, replies)[1]
     return {"key": row["key"], "judge_model": judge_model, "prompt": row["prompt"], "completion": row["text"],
             "grades": grades, "replies": replies, "done": not going, "failed": not going and grades is None}
@@ -385,8 +407,9 @@ def report(d, cache):
     graded = [(row, cache[row["key"]]) for row in results[d]["rows"] if cache.get(row["key"], {}).get("done", True)
               and row["key"] in cache]
     ok = [(row, g) for row, g in graded if not g["failed"]]
+    names = grade_names(results[d]["rows"][0]) if results[d]["rows"] else metrics.GRADES
     summary = {name: metrics.mean_ci([g["grades"][name] for _, g in ok], [row["prompt"] for row, _ in ok])
-               for name in metrics.GRADES}
+               for name in names}
     ages = Counter(g["grades"]["age"] for _, g in ok)
     summary["age_groups"] = {a: ages.get(a, 0) for a in metrics.AGE_GROUPS} | {"unknown": ages.get(None, 0)}
     summary.update(graded=len(ok), failed=len(graded) - len(ok), ungraded=len(results[d]["rows"]) - len(graded),
@@ -395,7 +418,7 @@ def report(d, cache):
         json.dump(summary, f, indent=2)
     with open(os.path.join(d, "grades.md"), "w", encoding="utf-8") as f:
         f.write(f"# Grades of {d} by {judge_model}\n\n| | mean | 95% interval | n |\n|---|---|---|---|\n")
-        for name in metrics.GRADES:
+        for name in names:
             s = summary[name]
             f.write(f"| {name} | {s['mean']} | {s['ci95']} | {s['n']} |\n")
         f.write(f"\nAge groups: {summary['age_groups']}. Graded {len(ok)}, failed {summary['failed']}.\n")
@@ -450,10 +473,10 @@ def fmt(v):
 
 lines = []
 if all("summary" in results[d] for d in out_dirs):
-    for name in metrics.GRADES:
+    for name in dict.fromkeys(n for d in out_dirs for n in metrics.GRADES + ("instruction",) if n in results[d]["summary"]):
         cells = []
         for d in out_dirs:
-            s = results[d]["summary"][name]
+            s = results[d]["summary"].get(name, {"mean": None})
             cells.append("-" if s["mean"] is None else f"{s['mean']:.2f}" + (f" ±{(s['ci95'][1] - s['ci95'][0]) / 2:.2f}" if s["ci95"] else ""))
         lines.append((name, cells))
     lines.append(("age A/B/C/D/E/F", ["/".join(str(results[d]["summary"]["age_groups"][a]) for a in metrics.AGE_GROUPS) for d in out_dirs]))

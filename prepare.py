@@ -35,7 +35,8 @@ import numpy as np
 import tiktoken
 
 from lib.configurator import COUNT, POSITIVE, atomic_write, configure, die, one_of
-from lib.corpus import CORPUS, DATASETS, checked_corpus, export_corpus, instruct_text, read_corpus, read_stories, split_rows
+from lib.corpus import (CORPUS, DATASETS, INSTRUCTIONS, checked_corpus, export_corpus, instruct_text, read_corpus,
+                        read_stories, split_rows)
 from lib.progress import Progress
 from lib.tokenizer import EOT, compact_ranks, digest, load_encoding, save_ranks, train_bpe
 
@@ -55,6 +56,7 @@ name = ""  # the folder in data/; default: the dataset's name (generate-instruct
 generate_model = "gpt-4o-mini"
 api_base = ""  # default: $OPENAI_BASE_URL, else https://api.openai.com/v1
 instruct = False  # write the instruct form (Features, Words, Summary, Random sentence, Story) into the stories files
+holdout = ""  # instruct form: a combination never put in train, e.g. "Words,Summary" (lab 6 asks for it afterwards)
 language = ""  # e.g. French: the stories, and the three words the model translates, in that language
 recipe = ""  # the lists requests are drawn from; default corpus/recipe.txt (its header says the format)
 prompt_file = ""  # our request's wording replaced: {verb}, {noun}, {adjective}, optional {features}, {shown}, ...
@@ -116,9 +118,15 @@ def make_stories(data_dir):
         rows = read_corpus(checked_corpus())[:num_stories or None]
         print(f"corpus: {len(rows):,} stories from {CORPUS[0]} (sha256 checked)")
         splits = split_rows(rows)
-    form = instruct_text if dataset == "corpus-instruct" or instruct else (lambda row: row["story"])
+    kinds = tuple(k.strip() for k in holdout.split(",") if k.strip())
+    if any(k not in INSTRUCTIONS for k in kinds):
+        die(f"--holdout={holdout}: name instructions from {', '.join(INSTRUCTIONS)}, comma-separated")
     for split, rows in splits.items():
-        write_stories(os.path.join(data_dir, f"{split}.txt"), map(form, rows), len(rows))
+        if dataset == "corpus-instruct" or instruct:
+            texts = (instruct_text(r, kinds if split == "train" else ()) for r in rows)
+        else:
+            texts = (r["story"] for r in rows)
+        write_stories(os.path.join(data_dir, f"{split}.txt"), texts, len(rows))
 
 
 def download_stories(data_dir):

@@ -74,21 +74,29 @@ def sentences(story):
     return [p for p in parts if len(re.findall(r"\w+", p)) >= 4]
 
 
-def instruct_text(row):
+INSTRUCTIONS = ("Words", "Features", "Summary", "Random sentence")  # the paper's four kinds
+
+
+def instruct_text(row, holdout=()):
     """A story in TinyStories-Instruct's layout: a random subset of the paper's four instructions
     (Words, Features, Summary, Random sentence), in random order, then the story. The draw is fixed
-    by the request index, so the instruct corpus is the same on every machine."""
+    by the request index, so the instruct corpus is the same on every machine. holdout: a combination
+    of kinds never to be drawn (lab 6 asks for it after training, to see a model generalise); a draw
+    of exactly it loses its last instruction, or gains one if it has only one."""
     rng = random.Random(f"instruct-{row['i']}")
-    lines = [f"Words: {', '.join(row['words'])}"]
+    lines = {"Words": f"Words: {', '.join(row['words'])}"}
     if row.get("features"):
-        lines.append(f"Features: {', '.join(row['features'])}")
+        lines["Features"] = f"Features: {', '.join(row['features'])}"
     if row.get("summary"):
-        lines.append(f"Summary: {row['summary']}")
+        lines["Summary"] = f"Summary: {row['summary']}"
     if sentences(row["story"]):
-        lines.append(f"Random sentence: {rng.choice(sentences(row['story']))}")
-    chosen = [line for line in lines if rng.random() < 0.5] or [rng.choice(lines)]
+        lines["Random sentence"] = f"Random sentence: {rng.choice(sentences(row['story']))}"
+    chosen = [kind for kind in lines if rng.random() < 0.5] or [rng.choice(list(lines))]
     rng.shuffle(chosen)
-    return "\n".join(chosen + ["Story: \n" + row["story"]])
+    if holdout and set(chosen) == set(holdout):
+        extra = [kind for kind in lines if kind not in chosen]
+        chosen = chosen[:-1] if len(chosen) > 1 or not extra else chosen + extra[:1]
+    return "\n".join([lines[kind] for kind in chosen] + ["Story: \n" + row["story"]])
 
 
 # what prepare.py --dataset= makes; the downloads are the real TinyStories (prepare.SOURCES)

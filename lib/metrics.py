@@ -173,30 +173,45 @@ class CorpusIndex:
             best = max(best, run)
         return best + self.n - 1 if best else 0
 
-    def rouge2(self, text):
-        """Rouge-2 precision (on distinct bigrams) of the text against its closest corpus story."""
+    def closest(self, text):
+        """(the index of the corpus story that shares the most of the text's distinct word bigrams, and
+        the share: the text's Rouge-2 precision against it), or (None, 0.0)."""
         ids = self._ids(text)
         q = np.unique((ids[:-1] << 32) | ids[1:])
         if len(q) == 0 or len(self.codes) == 0:
-            return 0.0
+            return None, 0.0
         lo, hi = np.searchsorted(self.codes, q, "left"), np.searchsorted(self.codes, q, "right")
         hits = [self.owners[a:b] for a, b in zip(lo, hi) if b > a]
         if not hits:
-            return 0.0
-        return int(np.bincount(np.concatenate(hits)).max()) / len(q)
+            return None, 0.0
+        counts = np.bincount(np.concatenate(hits))
+        return int(counts.argmax()), int(counts.max()) / len(q)
+
+    def rouge2(self, text):
+        """Rouge-2 precision (on distinct bigrams) of the text against its closest corpus story."""
+        return self.closest(text)[1]
+
+
+def rouge_n(text, reference, n):
+    """Rouge-n precision on distinct word n-grams: the share of the text's n-grams the reference holds."""
+    grams = lambda t: set(zip(*(words(t)[k:] for k in range(n))))  # noqa: E731
+    mine = grams(text)
+    return len(mine & grams(reference)) / len(mine) if mine else 0.0
 
 
 # --- the judge's grades -----------------------------------------------------------------------
 
-_STEMS = {"grammar": r"gramma\w*", "creativity": r"creativ\w*", "consistency": r"consisten\w*", "plot": r"plot\w*"}
+_STEMS = {"grammar": r"gramma\w*", "creativity": r"creativ\w*", "consistency": r"consisten\w*", "plot": r"plot\w*",
+          "instruction": r"instructions?(?:\s+following)?"}
 _OUT_OF_10 = r"(\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*10\b"
 
 
-def parse_grades(reply):
+def parse_grades(reply, names=GRADES):
     """{'grammar': 8.0, ..., 'age': 'C' or None} from a reply like 'Grammar: 8/10', '**Plot** - 7 out of 10',
-    'creativity: 6'; None if any of the four grades is missing or outside 0-10."""
+    'creativity: 6'; None if any grade asked for (the four, or those and 'instruction') is missing or outside 0-10."""
     grades = {}
-    for name, stem in _STEMS.items():
+    for name in names:
+        stem = _STEMS[name]
         m = (re.search(rf"\b{stem}\b[^\d\n]{{0,40}}?{_OUT_OF_10}", reply, re.I)  # '.../10' on the same line
              or re.search(rf"\b{stem}\b[\s*_:\-=]*(\d+(?:\.\d+)?)\b(?!\s*[-–])", reply, re.I))  # a bare number
         if not m or not 0 <= float(m.group(1)) <= 10:

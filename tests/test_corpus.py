@@ -103,3 +103,20 @@ def test_the_instruct_form_has_the_papers_four_instructions_each_true_to_its_sto
     assert all(0.3 < kinds[k] / len(rows) < 0.8 for k in kinds)  # a random subset each, none always there
     assert len(orders) > 20  # in random order
     assert not re.search(r"\n\n\n", corpus.instruct_text(rows[0]))
+
+
+def test_a_held_out_combination_of_instructions_never_reaches_train(rows, tmp_path):
+    held = ("Words", "Summary")
+    drawn = [tuple(sorted(line.split(": ")[0] for line in corpus.instruct_text(r).split("Story: \n")[0].splitlines()))
+             for r in rows]
+    assert drawn.count(tuple(sorted(held))) > 0  # the plain draw does make it
+    for r in rows:
+        head = corpus.instruct_text(r, held).split("Story: \n")[0]
+        assert {line.split(": ")[0] for line in head.splitlines()} != set(held)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "prepare.py"), "--dataset=corpus-instruct",
+                        "--holdout=Words,Summary", "--stage=stories", "--name=held"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    train = (tmp_path / "data" / "held" / "train.txt").read_text().split("<|endoftext|>")
+    heads = [{ln.split(": ")[0] for ln in t.strip().split("Story: \n")[0].splitlines()} for t in train if t.strip()]
+    assert set(held) not in heads and {"Words"} in heads

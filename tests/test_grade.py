@@ -363,3 +363,20 @@ def test_reference_stories_are_graded_blind_beside_the_model_as_the_ceiling(work
     grade(work, f"--out_dir={out.name}", "--reference=3", "--judge=api", monkeypatch=monkeypatch)
     assert json.loads((work / "data" / "tiny" / "reference" / "grades.json").read_text())["graded"] == 3
     assert "data/tiny/reference" in capsys.readouterr().out
+
+
+def test_an_instruct_model_is_graded_with_its_instructions_and_on_following_them(work, judge, monkeypatch, capsys):
+    out = fresh_out(work, "out-instruct-judge")
+    ckpt = torch.load(out / "ckpt.pt", weights_only=True)
+    ckpt["config"] = {"dataset": "tiny-instruct"}
+    torch.save(ckpt, out / "ckpt.pt")
+    judge.reply = lambda body: ("It follows the words." if len(body["messages"]) == 1 else
+                                "Grammar: 6/10\nCreativity: 5/10\nConsistency: 4/10\nPlot: 5/10\n"
+                                "Instruction following: 3/10\nAge group: B")
+    grade(work, f"--out_dir={out.name}", "--num_prompts=1", "--samples_per_prompt=2", monkeypatch=monkeypatch)
+    second_turns = [b["messages"] for _, _, b in judge.requests if len(b["messages"]) == 3]
+    assert "following the instructions:\n\nWords: jump, ball, happy\nSummary: " in second_turns[0][0]["content"]
+    assert "Instruction following: <grade>/10" in second_turns[0][2]["content"]
+    result = json.loads((out / "grades.json").read_text())
+    assert result["instruction"]["mean"] == 3.0 and result["graded"] == 2
+    assert metrics.parse_grades("Grammar: 6/10\nCreativity: 5/10\nConsistency: 4/10\nPlot: 5/10", metrics.GRADES + ("instruction",)) is None

@@ -113,3 +113,16 @@ def test_optimizer_decays_matrices_but_not_gains():
     decayed = {id(p) for p in groups[0]["params"]}
     assert id(model.wte.weight) in decayed and id(model.h[0].attn.c_attn.weight) in decayed
     assert id(model.ln_f.weight) not in decayed and groups[1]["weight_decay"] == 0.0
+
+
+def test_attention_kept_for_inspection_is_what_the_fused_kernel_computes():
+    model = tiny_model()
+    idx = torch.randint(0, 97, (2, 20))
+    fused = all_logits(model, idx)
+    for block in model.h:
+        block.attn.keep_attention = True
+    kept = all_logits(model, idx)
+    assert torch.allclose(fused, kept, atol=1e-5)
+    weights = model.h[0].attn.attention  # (batch, heads, queries, keys)
+    assert weights.shape == (2, 2, 20, 20)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 2, 20)) and weights.triu(1).abs().max() == 0  # causal rows
