@@ -49,13 +49,16 @@ def train(out_dir, **settings):
     was trained with exactly them; returns its log.jsonl rows (one per eval)."""
     ckpt, log = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "log.jsonl")
     said = os.path.join(out_dir, "lab_settings.json")
+    meta = json.load(open(os.path.join(WORK, "data", settings.get("dataset", "corpus"), "meta.json")))
+    settings = {**settings, "data": [meta["tokenizer_sha256"][:16], meta["train"]["tokens"]]}  # new data: train again
     if os.path.exists(ckpt) and os.path.exists(said) and json.load(open(said)) == settings:
         print(f"  {os.path.relpath(out_dir, WORK)}: trained already, reused", flush=True)
     else:
         t0 = time.time()
-        print(f"  training {os.path.relpath(out_dir, WORK)}: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
-              flush=True)
-        run("train.py", f"--out_dir={out_dir}", "--overwrite=True", *(f"--{k}={v}" for k, v in settings.items()))
+        print(f"  training {os.path.relpath(out_dir, WORK)}: " + ", ".join(f"{k}={v}" for k, v in settings.items()
+                                                                             if k != "data"), flush=True)
+        run("train.py", f"--out_dir={out_dir}", "--overwrite=True",
+            *(f"--{k}={v}" for k, v in settings.items() if k != "data"))
         os.makedirs(out_dir, exist_ok=True)
         json.dump(settings, open(said, "w"))
         print(f"    done in {time.time() - t0:.0f}s", flush=True)

@@ -94,7 +94,8 @@ def configure(namespace, rules=None, argv=None):
                 f"; known settings: {', '.join(sorted(defaults))}"))
         default = defaults[key]
         if where.startswith("'--"):  # typed text: a literal where it is one, but a text setting keeps the text
-            value = value if type(default) is str else _parse(value)
+            auto_bool = default == "auto" and value in ("True", "False")  # 'auto' settings also take True/False
+            value = _parse(value) if type(default) is not str or auto_bool else value
         ok = (default is None or type(value) is type(default)
               or (type(default) is float and type(value) is int)  # --learning_rate=1 means 1.0
               or (default == "auto" and isinstance(value, bool)))  # 'auto' settings also take True/False

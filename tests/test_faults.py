@@ -232,6 +232,15 @@ def test_bad_input_gets_one_line_naming_the_fix(work, monkeypatch, capsys):
     assert not (work / "out-new").exists() or not (work / "out-new" / "ckpt.pt").exists()
 
 
+def test_typed_settings_keep_their_type_text_stays_text_and_auto_takes_a_bool():
+    from lib.configurator import configure
+    def settings():
+        return {"__name__": "__main__", "out_dir": "out", "n_layer": 4, "compile": "auto", "learning_rate": 1e-3}
+    got = configure(settings(), argv=["--out_dir=2024", "--n_layer=2", "--compile=True", "--learning_rate=1"])
+    assert got == {"out_dir": "2024", "n_layer": 2, "compile": True, "learning_rate": 1.0}
+    assert configure(settings(), argv=["--compile=auto"])["compile"] == "auto"
+
+
 def test_float16_on_a_cpu_starts_at_once_and_says_what_it_measures(work):
     r = run("train.py", *TINY, "--out_dir=out-fp16", "--dtype=float16", "--max_iters=1", "--eval_interval=1",
             cwd=work, timeout=120)
