@@ -24,6 +24,7 @@ stories = 100  # val stories the scores average over
 story = ("Lily had a little dog named Max. Every day, Lily and Max went to the park. One day, Max saw a big red "
          "ball under a tree. Lily threw the ball, and Max ran after it. Max brought the ball back to Lily, and Lily "
          "gave Max a hug.")
+seed = 1337  # of lab 1's models, when this lab trains them
 tiny = False  # the size tests/test_labs.py runs
 configure(globals(), {"stories": POSITIVE})
 if tiny:
@@ -33,7 +34,7 @@ common.ensure_data()
 folders = [m for m in models.split(",") if m]
 if not folders:
     small = dict(n_embd=32, block_size=32, batch_size=4, flops=2e9) if tiny else {}
-    folders = [m["out"] for m in common.depth_models([1, 4], **small)]
+    folders = [m["out"] for m in common.depth_models([1, 4], seed=seed, **small)]
 val = read_stories(os.path.join(common.WORK, "data", "corpus", "val.txt"), limit=stories)
 
 
@@ -71,7 +72,8 @@ def head_scores(model, enc):
     rows = []
     for (layer, head), (d, prev, mention, base, n) in sorted(sums.items()):
         ratio = mention / base if base else 0.0
-        kind = "previous token" if prev / n > 0.5 else "by meaning" if ratio > 3 else "by distance" if d / n < 4 else "broad"
+        kind = ("previous token" if prev / n > 0.4 else "by meaning" if ratio > 2 else "by distance" if d / n < 5
+                else "broad")
         rows.append(dict(layer=layer, head=head, distance=d / n, previous=prev / n, mentions=mention / n,
                          mentions_vs_uniform=ratio, kind=kind))
     return rows
@@ -105,7 +107,9 @@ for folder in folders:
             ax.set_xticklabels(labels, rotation=90, fontsize=3)
             ax.set_yticks(range(len(labels)))
             ax.set_yticklabels(labels, fontsize=3)
-    common.plot(os.path.join(common.lab_dir("04_attention_heads"), f"heads_{os.path.basename(folder)}.png"), heatmaps)
+    size = (3 * min(4, len(results[name])), 3 * ((len(results[name]) + 3) // 4) + 0.5)
+    common.plot(os.path.join(common.lab_dir("04_attention_heads"), f"heads_{os.path.basename(folder)}.png"), heatmaps,
+                size)
     del model
 
 common.save(common.lab_dir("04_attention_heads"), {"stories": len(val), "models": results})

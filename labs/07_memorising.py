@@ -33,7 +33,7 @@ small = dict(n_embd=32, block_size=32, batch_size=4) if tiny else dict(n_embd=12
 
 common.ensure_data()
 folder = common.lab_dir("07_memorising")
-main = model or common.depth_models([1], **(dict(small, flops=2e9) if tiny else {}))[0]["out"]
+main = model or common.depth_models([1], seed=seed, **(dict(small, flops=2e9) if tiny else {}))[0]["out"]
 few_data = f"corpus-first{few}"
 if not os.path.exists(os.path.join(common.WORK, "data", few_data, "meta.json")):
     common.run("prepare.py", f"--num_stories={few}", f"--name={few_data}")

@@ -142,7 +142,7 @@ def save(folder, results):
     print(f"\nwrote {os.path.relpath(path, WORK)}")
 
 
-def plot(path, draw):
+def plot(path, draw, size=(7, 4.5)):
     """draw(plt) into a PNG at path, if matplotlib is installed; else say how to get the plots."""
     try:
         import matplotlib
@@ -152,7 +152,7 @@ def plot(path, draw):
         print(f"(no matplotlib: for {os.path.basename(path)}, pip install matplotlib and run the lab again; "
               "the models are reused)")
         return None
-    fig = plt.figure(figsize=(7, 4.5))
+    fig = plt.figure(figsize=size)
     draw(plt)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
