@@ -17,6 +17,13 @@ from lib.configurator import atomic_write, die
 from lib.tokenizer import EOT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text):
+    """A text's words as every measure here counts them: lower-cased runs of letters, digits and '."""
+    return WORD.findall(text.lower())
+
 # The shipped corpus: its file, its number of stories, its sha256 (checked before it is used), and the
 # fingerprint of the requests it answers (llm_stories.fingerprint: the default recipe, prompt and seed).
 CORPUS = ("corpus/stories.jsonl.gz", 733, "1147467dcfd6f8b35e07d308e488a9ad754063bf357ff917aec0d6a8290d7880", "627ecdf21f")

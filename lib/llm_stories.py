@@ -25,6 +25,7 @@ from types import SimpleNamespace
 
 from lib import llm
 from lib.configurator import die
+from lib.corpus import words as words_of
 from lib.progress import Progress
 from lib.tokenizer import EOT
 
@@ -193,10 +194,6 @@ def parse_reply(text):
             story.append(lines[k])
         k += 1
     return clean("\n".join(story)), fields.get("summary") or None, fields.get("words"), shown
-
-
-def words_of(text):
-    return re.findall(r"[a-z0-9']+", text.lower())
 
 
 def find_cited(story, sentence):

@@ -12,15 +12,11 @@ import re
 import numpy as np
 import torch
 
+from lib.corpus import words
 from lib.progress import Progress
 
-WORD = re.compile(r"[a-z0-9']+")
 GRADES = ("grammar", "creativity", "consistency", "plot")
 AGE_GROUPS = {"A": "3 or under", "B": "4-5", "C": "6-7", "D": "8-9", "E": "10-12", "F": "13-16"}
-
-
-def words(text):
-    return WORD.findall(text.lower())
 
 
 # --- loss -------------------------------------------------------------------------------------
