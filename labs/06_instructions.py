@@ -18,7 +18,7 @@ import torch
 import common
 from lib import llm_stories, tokenizer
 from lib.configurator import POSITIVE, configure
-from lib.corpus import checked_corpus, read_corpus, sentences, split_rows
+from lib.corpus import checked_corpus, read_corpus, sentences, split_rows, words
 from model import load_checkpoint
 
 holdout = "Words,Summary"  # the combination of instructions training never shows
@@ -66,29 +66,49 @@ def header(row, kinds):
     return "\n".join(lines[k] for k in order) + "\nStory: \n"
 
 
+def word_share(text, required):
+    """The share of the required words the text uses (their -s, -ed, -ing forms count)."""
+    return sum(llm_stories.uses(text, w, irregular=irregular.get(w, ())) for w in required) / len(required)
+
+
+def content(sentence):  # the words of a sentence that say something (longer than 3 letters)
+    return [w for w in words(sentence) if len(w) > 3] or words(sentence)
+
+
+# Each measure beside its control: the same story measured against ANOTHER story's words or sentence,
+# what a model that ignored the header would score.
 results, examples = [], {}
+others = val[1:] + val[:1]
 for kinds in COMBINATIONS:
     contexts = [header(r, kinds) for r in val]
     ids = [[enc.eot_token] + enc.encode_ordinary(c)[-(block_size // 2):] for c in contexts]
     texts = [enc.decode(t) for t in model.generate(ids, 40 if tiny else 300, temperature, stop_token=enc.eot_token)]
-    words = [all(llm_stories.uses(t, w, irregular=irregular.get(w, ())) for w in r["words"]) for t, r in zip(texts, val)]
-    sentence = [sentences(r["story"])[2].lower() in " ".join(t.split()).lower() for t, r in zip(texts, val)]
-    dialogue = [bool(re.search(r'"[^"\n]*\w[^"\n]*"', t)) for t in texts]
-    results.append(dict(instructions=" + ".join(kinds), seen="held out" if kinds == held else "seen",
-                        words_used=sum(words) / len(val) if "Words" in kinds else None,
-                        sentence_included=sum(sentence) / len(val) if "Random sentence" in kinds else None,
-                        dialogue_shown=sum(dialogue) / len(val) if "Features" in kinds else None))
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    row = dict(instructions=" + ".join(kinds), seen="held out" if kinds == held else "seen")
+    if "Words" in kinds:
+        row["words"] = mean([word_share(t, r["words"]) for t, r in zip(texts, val)])
+        row["words_control"] = mean([word_share(t, o["words"]) for t, o in zip(texts, others)])
+    if "Random sentence" in kinds:
+        row["sentence"] = mean([word_share(t, content(sentences(r["story"])[2])) for t, r in zip(texts, val)])
+        row["sentence_control"] = mean([word_share(t, content(sentences(o["story"])[2])) for t, o in zip(texts, others)])
+    if "Features" in kinds:
+        row["dialogue"] = mean([bool(re.search(r'"[^"\n]*\w[^"\n]*"', t)) for t in texts])
+    results.append(row)
     examples[" + ".join(kinds)] = contexts[0] + texts[0]
 
 print(f"\nLab 6: following instructions. {os.path.relpath(out, common.WORK)}, trained without {' + '.join(held)}; "
       f"{len(val)} val stories (all with Dialogue) asked each way\n")
-cell = "{:.2f}"
+
+
+def pair(key):
+    return lambda r: "-" if key not in r else f"{r[key]:.2f} ({r[key + '_control']:.2f})"
+
+
 print(common.table(results, [("instructions", "instructions", "{}"), ("in training", "seen", "{}"),
-                             ("words used", lambda r: "-" if r["words_used"] is None else cell.format(r["words_used"]), "{}"),
-                             ("sentence included", lambda r: "-" if r["sentence_included"] is None
-                              else cell.format(r["sentence_included"]), "{}"),
-                             ("Dialogue shown", lambda r: "-" if r["dialogue_shown"] is None
-                              else cell.format(r["dialogue_shown"]), "{}")]))
+                             ("required words used", pair("words"), "{}"),
+                             ("words of the sentence", pair("sentence"), "{}"),
+                             ("Dialogue shown", lambda r: "-" if "dialogue" not in r else f"{r['dialogue']:.2f}", "{}")]))
+print("(in brackets: the same stories scored against another story's words or sentence, what ignoring the header gives)")
 print(f"\nheld out, for example:\n{examples[' + '.join(held)]}")
 print("\nThe teacher's instruction-following grade, where a judge is available:\n"
       f"  python grade.py --out_dir={os.path.relpath(out, common.WORK)} --batch=write")

@@ -20,9 +20,11 @@ from lib.corpus import read_stories
 from model import load_checkpoint
 
 model = ""  # the model under study; default: lab 1's 1-layer model
-few = 300  # stories the overfit baseline trains on, many epochs over
+few = 200  # stories the overfit baseline trains on, many epochs over
 overfit_iters = 1500
 completions = 100  # of prompts.txt beginnings, and as many of training beginnings, per model
+given = 3  # sentences of a training story the model is given
+temperature = 0.0  # what the model thinks comes next (at 1.0 a sampled word soon leads off any remembered path)
 max_new_tokens = 200
 seed = 1337
 tiny = False  # seconds, not minutes: the size tests/test_labs.py runs
@@ -49,8 +51,8 @@ rng = random.Random(seed)
 
 
 def beginning(story):
-    """A training story's first two sentences, and the rest (what a memorising model writes next)."""
-    cut = [m.end() for m in re.finditer(r'[.!?]"?\s+', story)][1]
+    """A training story's first sentences, and the rest (what a memorising model writes next)."""
+    cut = [m.end() for m in re.finditer(r'[.!?]"?\s+', story)][given - 1]
     return story[:cut].strip(), story[cut:].strip()
 
 
@@ -65,7 +67,7 @@ def complete(net, enc, starts):
     ids = [[enc.eot_token] + enc.encode_ordinary(s)[-(net.config.block_size // 2):] for s in starts]
     out = []
     for k in range(0, len(ids), 16):
-        out += [enc.decode(t) for t in net.generate(ids[k:k + 16], max_new_tokens, 1.0, stop_token=enc.eot_token)]
+        out += [enc.decode(t) for t in net.generate(ids[k:k + 16], max_new_tokens, temperature, stop_token=enc.eot_token)]
     return out
 
 
@@ -79,7 +81,7 @@ for label, (path, data) in {"studied": (main, "corpus"), "overfit": (overfit, fe
     closest = [index.closest(t)[0] for t in texts]
     rouge = {n: [metrics.rouge_n(t, train[c], n) if c is not None else 0.0 for t, c in zip(texts, closest)]
              for n in (1, 2, 3)}
-    seen = [s for s in train if len(re.findall(r'[.!?]"?\s+', s)) >= 3][:completions]
+    seen = [s for s in train if len(re.findall(r'[.!?]"?\s+', s)) > given][:completions]
     starts, rests = zip(*map(beginning, seen))
     own = complete(net, enc, starts)
     swapped = complete(net, enc, [swap_names(s) for s in starts])
@@ -93,7 +95,7 @@ for label, (path, data) in {"studied": (main, "corpus"), "overfit": (overfit, fe
         histogram=rouge[2], example=dict(beginning=starts[0], true=rests[0][:300], written=own[0][:300]))
 
 print(f"\nLab 7: memorising or creating. {completions} completions of prompts.txt beginnings and of training "
-      "beginnings, at temperature 1\n")
+      f"beginnings ({given} sentences), at temperature {temperature:g}\n")
 rows = [dict(name=k, **v) for k, v in results.items()]
 print(common.table(rows, [("model", "name", "{}"), ("trained on", "train_stories", "{} stories"),
                           ("Rouge-1", lambda r: r["rouge_closest"][1], "{:.2f}"),
@@ -103,7 +105,7 @@ print(common.table(rows, [("model", "name", "{}"), ("trained on", "train_stories
                           ("train beginning: vs true rest", "rouge2_continuation", "{:.2f}"),
                           ("names swapped", "rouge2_continuation_names_swapped", "{:.2f}")]))
 print("\n(Rouge-n: the share of a completion's distinct word n-grams found in the closest training story;\n"
-      " 'vs true rest': Rouge-2 of what it wrote after a training story's first two sentences against how that\n"
+      f" 'vs true rest': Rouge-2 of what it wrote after a training story's first {given} sentences against how that\n"
       " story really went on.)")
 for label, r in results.items():
     print(f"\n{label}, after a training beginning:\n  {r['example']['beginning']}\n  true: {r['example']['true']}"

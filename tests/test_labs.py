@@ -77,6 +77,9 @@ def test_lab6_asks_for_seen_and_held_out_combinations(results):
     r, _ = results["06_instructions"]
     assert r["holdout"] == ["Words", "Summary"]
     assert [c["seen"] for c in r["combinations"]].count("held out") == 1 and len(r["combinations"]) == 5
+    for c in r["combinations"]:  # each measure with its control: another story's words or sentence
+        assert ("Words" in c["instructions"]) == ("words" in c) == ("words_control" in c)
+        assert ("Random sentence" in c["instructions"]) == ("sentence_control" in c)
 
 
 def test_lab7_measures_the_studied_model_and_the_overfit_baseline(results):
@@ -85,3 +88,4 @@ def test_lab7_measures_the_studied_model_and_the_overfit_baseline(results):
         assert set(r[label]["rouge_closest"]) == {"1", "2", "3"}
         assert 0 <= r[label]["rouge2_continuation_names_swapped"] <= 1
     assert r["overfit"]["train_stories"] < r["studied"]["train_stories"]
+    assert r["studied"]["example"]["true"] and "written" in r["studied"]["example"]
