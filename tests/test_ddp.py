@@ -1,6 +1,7 @@
 """Data parallel training as `torchrun` runs it: two CPU processes talking over gloo must train the
 same model as one process that accumulates the same global batch, write one checkpoint between
 them, and resume from it."""
+import json
 import os
 import subprocess
 import sys
@@ -72,8 +73,10 @@ def test_two_processes_train_what_one_process_trains(work, runs):
         assert torch.allclose(a[name], b[name], atol=1e-4), name
 
 
-def test_only_the_first_process_writes_the_checkpoint(work, runs):
-    assert sorted(os.listdir(work / "ddp")) == ["ckpt.pt"]
+def test_only_the_first_process_writes_the_checkpoint_and_the_log(work, runs):
+    assert sorted(os.listdir(work / "ddp")) == ["ckpt.pt", "log.jsonl"]
+    evals = [json.loads(line)["iter"] for line in open(work / "ddp" / "log.jsonl")]
+    assert evals == [0, 3, 6]  # one line per eval, not one per process
     ckpt = torch.load(work / "ddp" / "ckpt.pt", weights_only=True)
     assert ckpt["iter_num"] == 6
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in ckpt["model"])  # the plain model's weights
