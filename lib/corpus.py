@@ -26,7 +26,7 @@ def words(text):
 
 # The shipped corpus: its file, its number of stories, its sha256 (checked before it is used), and the
 # fingerprint of the requests it answers (llm_stories.fingerprint: the default recipe, prompt and seed).
-CORPUS = ("corpus/stories.jsonl.gz", 733, "1147467dcfd6f8b35e07d308e488a9ad754063bf357ff917aec0d6a8290d7880", "627ecdf21f")
+CORPUS = ("corpus/stories.jsonl.gz", 3_433, "5b41b77d497667be7de6924e1053b8b30f2d625e731eb06e84cb1d153f007cb6", "627ecdf21f")
 VAL_EVERY = 20  # request indices i with i % 20 == 19 are val
 
 
