@@ -84,7 +84,7 @@ def self_pairs(text):
 
 
 # capitalised inside a sentence, yet no one's own name: family titles ("with Dad") and the calendar
-NOT_NAMES = set("Mom Mommy Mum Mama Dad Daddy Papa Grandma Grandpa Granny Monday Tuesday Wednesday "
+NOT_NAMES = set("Mom Mommy Mum Mama Dad Daddy Papa Grandma Grandpa Granny Aunt Uncle Monday Tuesday Wednesday "
                 "Thursday Friday Saturday Sunday January February March April June July August September "
                 "October November December".split())
 

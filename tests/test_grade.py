@@ -131,6 +131,7 @@ def test_new_names_are_words_capitalised_inside_a_sentence_the_beginning_lacks()
     assert metrics.new_names(beginning, ' The sun was up. "Look!" said Mia. She smiled.') == []
     assert metrics.new_names(beginning, " Lily and Ben played, and Sue watched.") == ["Ben", "Sue"]
     assert metrics.new_names(beginning, " On Saturday, Mia went to the lake with Dad and Grandma.") == []  # no one's name
+    assert metrics.new_names(beginning, " Mia ran to Aunt Rosa, and Uncle Joe waved.") == ["Rosa", "Joe"]  # the title is not a name
     assert metrics.new_names(beginning, " Tom had a ball. Mia played with Tom.") == ["Tom", "Tom"]  # a sentence's first word too
 
 
