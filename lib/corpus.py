@@ -26,7 +26,7 @@ def words(text):
 
 # The shipped corpus: its file, its number of stories, its sha256 (checked before it is used), and the
 # fingerprint of the requests it answers (llm_stories.fingerprint: the default recipe, prompt and seed).
-CORPUS = ("corpus/stories.jsonl.gz", 7_581, "fea8fc1134e2ae0b5145b54be131906cc011c4dc6dfbdc978f33352f0a5082c3", "627ecdf21f")
+CORPUS = ("corpus/stories.jsonl.gz", 10_000, "6af0011694b101f143c2a085d20427d0a33404914bc6bd8b44b0f74c0fa66fb8", "627ecdf21f")
 VAL_EVERY = 20  # request indices i with i % 20 == 19 are val
 
 
