@@ -165,9 +165,9 @@ def cases(work):
         ("train.py", [*train, "--init_from=gpt2"], ["init_from='gpt2'", "'resume'"]),
         ("train.py", [*train, "--n_layers=2"], ["unknown setting 'n_layers'", "did you mean 'n_layer'"]),
         ("train.py", [*train, "--n_layer"], ["'--n_layer' has no value", "--n_layer=VALUE"]),
-        ("train.py", [*train, "--n_layer=two"], ["n_layer must be of type int (default 4)"]),
+        ("train.py", [*train, "--n_layer=two"], ["n_layer must be of type int (default 1)"]),
         ("train.py", [*train, "--out_dir=nowhere", "--init_from=resume"], ["no checkpoint at nowhere/ckpt.pt"]),
-        ("train.py", [*train, "--n_layer=2", "--n_layer=x"], ["(default 4)"]),  # the default, not the override
+        ("train.py", [*train, "--n_layer=2", "--n_layer=x"], ["(default 1)"]),  # the default, not the override
         ("train.py", [*train, "latin1.txt"], ["latin1.txt", "not UTF-8"]),
         ("train.py", [*train, "syntax.py"], ["syntax.py' line 1"]),
         ("train.py", [*train, "config/missing.py"], ["config/missing.py' not found", "config/train_cpu.py"]),
