@@ -52,7 +52,7 @@ time_sampling = True
 new_tokens = 256  # tokens each sampling run generates
 time_prepare = True  # time the tokenizer stages (the dataset is prepared either way)
 profile = False  # print the top kernels of a few training steps of the first shape (flash attention?)
-num_stories = 0  # stories of the shipped corpus to prepare; 0 = all (about 8.5 MB of text)
+num_stories = 0  # stories of the shipped corpus to prepare; 0 = all (about 11 MB of text)
 work_dir = ""  # where the dataset and checkpoints go; default: a temporary folder, removed at the end
 json_out = ""  # also write the figures as one flat JSON object to this path
 nanogpt_run = ""  # (internal) time nanoGPT on this shape in this fresh process and print JSON, as train.py runs fresh
