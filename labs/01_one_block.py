@@ -30,8 +30,8 @@ folder = common.lab_dir("01_one_block")
 models = common.depth_models([int(x) for x in layers.split(",")], n_embd, n_head, flops, block_size, batch_size,
                              learning_rate, seed, folder)
 
-grades = common.offline_metrics([m["out"] for m in models], "--num_prompts=20", "--samples_per_prompt=3",
-                                "--max_new_tokens=200" if not tiny else "--max_new_tokens=8")
+grading = ["--num_prompts=20", "--samples_per_prompt=3", "--max_new_tokens=200" if not tiny else "--max_new_tokens=8"]
+grades = common.offline_metrics([m["out"] for m in models], *grading)
 for m in models:
     m.update({k: grades[m["out"]].get(k) for k in ("no_new_names", "no_self_pairs", "split_sentences_finished",
                                                     "distinct_2", "repeated_4gram", "copied_8gram_share")})
@@ -45,8 +45,10 @@ print(common.table(models, [("layers", "layers", "{}"), ("params", lambda m: m["
                             ("repeated 4-grams", "repeated_4gram", "{:.3f}")]))
 for m in models:
     print(f"\n--- {m['layers']} layer{'s' * (m['layers'] > 1)} ---\n{m['story']}")
-print("\nThe teacher's grades, where a judge is available (an API key, a local server, or a batch):\n"
-      f"  python grade.py --out_dir={','.join(os.path.relpath(m['out'], common.WORK) for m in models)} --batch=write")
+print("\nThe teacher's grades, where a judge is available (an API key, a local server, or a batch; these\n"
+      "settings reuse the completions above, and --reference puts 20 of the corpus's own stories beside them):\n"
+      f"  python grade.py --out_dir={','.join(os.path.relpath(m['out'], common.WORK) for m in models)} "
+      f"{' '.join(grading)} --reference=20 --batch=write")
 
 common.save(folder, {"flops": flops, "n_embd": n_embd, "models": [{k: v for k, v in m.items() if k != "out"}
                                                                   for m in models]})

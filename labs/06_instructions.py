@@ -111,5 +111,5 @@ print(common.table(results, [("instructions", "instructions", "{}"), ("in traini
 print("(in brackets: the same stories scored against another story's words or sentence, what ignoring the header gives)")
 print(f"\nheld out, for example:\n{examples[' + '.join(held)]}")
 print("\nThe teacher's instruction-following grade, where a judge is available:\n"
-      f"  python grade.py --out_dir={os.path.relpath(out, common.WORK)} --batch=write")
+      f"  python grade.py --out_dir={os.path.relpath(out, common.WORK)} --num_prompts=20 --samples_per_prompt=3 --batch=write")
 common.save(folder, {"holdout": list(held), "stories": len(val), "combinations": results, "examples": examples})
