@@ -22,7 +22,7 @@ from model import load_checkpoint
 model = ""  # the model under study; default: lab 1's 1-layer model
 few = 200  # stories the overfit baseline trains on, many epochs over
 overfit_iters = 1500
-completions = 100  # of prompts.txt beginnings, and as many of training beginnings, per model
+completions = 100  # per model: new beginnings (prompts.txt, then val stories') and as many training ones
 given = 3  # sentences of a training story the model is given
 temperature = 0.0  # what the model thinks comes next (at 1.0 a sampled word soon leads off any remembered path)
 max_new_tokens = 200
@@ -30,7 +30,7 @@ seed = 1337
 tiny = False  # seconds, not minutes: the size tests/test_labs.py runs
 configure(globals(), {"few": POSITIVE, "overfit_iters": POSITIVE, "completions": POSITIVE})
 if tiny:
-    few, overfit_iters, completions, max_new_tokens = 30, 10, 4, 16
+    few, overfit_iters, completions, max_new_tokens = 30, 10, 60, 16  # 60: more than prompts.txt holds
 small = dict(n_embd=32, block_size=32, batch_size=4) if tiny else dict(n_embd=128, block_size=256, batch_size=16)
 
 common.ensure_data()
@@ -71,13 +71,15 @@ def complete(net, enc, starts):
     return out
 
 
+val = read_stories(os.path.join(common.WORK, "data", "corpus", "val.txt"))
+fresh = (prompts + [beginning(s)[0] for s in val if len(re.findall(r'[.!?]"?\s+', s)) > given])[:completions]
 results = {}
 for label, (path, data) in {"studied": (main, "corpus"), "overfit": (overfit, few_data)}.items():
     train = read_stories(os.path.join(common.WORK, "data", data, "train.txt"))
     index = metrics.CorpusIndex(train)
     net, ckpt = load_checkpoint(path)
     enc = tokenizer.get_encoding(ckpt["tokenizer"])
-    texts = complete(net, enc, prompts[:completions] * max(1, completions // len(prompts[:completions])))[:completions]
+    texts = complete(net, enc, fresh)
     closest = [index.closest(t)[0] for t in texts]
     rouge = {n: [metrics.rouge_n(t, train[c], n) if c is not None else 0.0 for t, c in zip(texts, closest)]
              for n in (1, 2, 3)}
@@ -94,8 +96,8 @@ for label, (path, data) in {"studied": (main, "corpus"), "overfit": (overfit, fe
         rouge2_continuation_names_swapped=mean([metrics.rouge_n(t, r, 2) for t, r in zip(swapped, rests)]),
         histogram=rouge[2], example=dict(beginning=starts[0], true=rests[0][:300], written=own[0][:300]))
 
-print(f"\nLab 7: memorising or creating. {completions} completions of prompts.txt beginnings and of training "
-      f"beginnings ({given} sentences), at temperature {temperature:g}\n")
+print(f"\nLab 7: memorising or creating. Per model, {len(fresh)} completions of new beginnings (prompts.txt, then "
+      f"val stories) and {len(seen)} of training beginnings ({given} sentences), at temperature {temperature:g}\n")
 rows = [dict(name=k, **v) for k, v in results.items()]
 print(common.table(rows, [("model", "name", "{}"), ("trained on", "train_stories", "{} stories"),
                           ("Rouge-1", lambda r: r["rouge_closest"][1], "{:.2f}"),
