@@ -51,9 +51,9 @@ rng = random.Random(seed)
 
 
 def beginning(story):
-    """A training story's first sentences, and the rest (what a memorising model writes next)."""
-    cut = [m.end() for m in re.finditer(r'[.!?]"?\s+', story)][given - 1]
-    return story[:cut].strip(), story[cut:].strip()
+    """A story's first sentences and the rest (what a memorising model writes next); None if there is no rest."""
+    cuts = [m.end() for m in re.finditer(r'[.!?]"?\s+', story)]
+    return (story[:cuts[given - 1]].strip(), story[cuts[given - 1]:].strip()) if len(cuts) > given else None
 
 
 def swap_names(text):
@@ -72,7 +72,7 @@ def complete(net, enc, starts):
 
 
 val = read_stories(os.path.join(common.WORK, "data", "corpus", "val.txt"))
-fresh = (prompts + [beginning(s)[0] for s in val if len(re.findall(r'[.!?]"?\s+', s)) > given])[:completions]
+fresh = (prompts + [b[0] for b in map(beginning, val) if b])[:completions]
 results = {}
 for label, (path, data) in {"studied": (main, "corpus"), "overfit": (overfit, few_data)}.items():
     train = read_stories(os.path.join(common.WORK, "data", data, "train.txt"))
@@ -83,8 +83,8 @@ for label, (path, data) in {"studied": (main, "corpus"), "overfit": (overfit, fe
     closest = [index.closest(t)[0] for t in texts]
     rouge = {n: [metrics.rouge_n(t, train[c], n) if c is not None else 0.0 for t, c in zip(texts, closest)]
              for n in (1, 2, 3)}
-    seen = [s for s in train if len(re.findall(r'[.!?]"?\s+', s)) > given][:completions]
-    starts, rests = zip(*map(beginning, seen))
+    seen = [b for b in map(beginning, train) if b][:completions]
+    starts, rests = zip(*seen)
     own = complete(net, enc, starts)
     swapped = complete(net, enc, [swap_names(s) for s in starts])
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
